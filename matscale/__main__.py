@@ -1,0 +1,5 @@
+import sys
+
+from matscale.cli import main
+
+sys.exit(main())
