@@ -54,31 +54,44 @@ class MaterialModel(nn.Module):
         per_atom = self.energy_ref[batch.numbers]
         return torch.zeros(batch.num_structures, dtype=per_atom.dtype, device=per_atom.device).index_add_(0, batch.batch, per_atom)
 
+    def _total_energy(self, energy_n: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """eV; never below the batch's precision (bf16 would round 100 eV totals to ~0.5 eV)."""
+        dtype = torch.promote_types(energy_n.dtype, batch.positions.dtype)
+        return self.energy_scale * energy_n.to(dtype) + self.reference_energy(batch).to(dtype)
+
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         if self.conservative:
             return self._conservative(batch)
         out = self.compute(batch)
         return {
-            "energy": self.energy_scale * out["energy"] + self.reference_energy(batch).to(out["energy"].dtype),
+            "energy": self._total_energy(out["energy"], batch),
             "forces": self.force_scale * out["forces"],
             "stress": self.stress_scale * out["stress"],
         }
 
     def _conservative(self, batch: Batch) -> dict[str, torch.Tensor]:
-        B = batch.num_structures
-        strain = torch.zeros(B, 3, 3, dtype=batch.positions.dtype, device=batch.positions.device, requires_grad=True)
-        sym = 0.5 * (strain + strain.transpose(1, 2))
-        positions = batch.positions.detach().requires_grad_(True)
-        deformed = Batch(
-            numbers=batch.numbers,
-            positions=positions + torch.einsum("ni,nij->nj", positions, sym[batch.batch]),
-            cell=batch.cell + torch.einsum("bki,bij->bkj", batch.cell, sym),
-            pbc=batch.pbc, natoms=batch.natoms, batch=batch.batch, sid=batch.sid,
-        )
-        energy_n = self.compute(deformed)["energy"]
-        energy = self.energy_scale * energy_n + self.reference_energy(batch).to(energy_n.dtype)
-        d_pos, d_strain = torch.autograd.grad(
-            energy.sum(), [positions, strain], create_graph=self.training
-        )
-        volume = torch.linalg.det(batch.cell).abs()
-        return {"energy": energy, "forces": -d_pos, "stress": d_strain / volume[:, None, None]}
+        # Gradients are needed even when the caller runs under torch.no_grad() (validation);
+        # then the outputs are returned detached.
+        outer_grad = torch.is_grad_enabled()
+        with torch.enable_grad():
+            B = batch.num_structures
+            strain = torch.zeros(B, 3, 3, dtype=batch.positions.dtype, device=batch.positions.device,
+                                 requires_grad=True)
+            sym = 0.5 * (strain + strain.transpose(1, 2))
+            positions = batch.positions.detach().requires_grad_(True)
+            cell = batch.cell.detach()
+            deformed = Batch(
+                numbers=batch.numbers,
+                positions=positions + torch.einsum("ni,nij->nj", positions, sym[batch.batch]),
+                cell=cell + torch.einsum("bki,bij->bkj", cell, sym),
+                pbc=batch.pbc, natoms=batch.natoms, batch=batch.batch, sid=batch.sid,
+            )
+            energy_n = self.compute(deformed)["energy"]
+            energy = self._total_energy(energy_n, batch)
+            create_graph = self.training and outer_grad
+            d_pos, d_strain = torch.autograd.grad(energy.sum(), [positions, strain], create_graph=create_graph)
+        volume = torch.linalg.det(cell).abs()
+        # stress is undefined without a cell (volume 0): report 0 there instead of inf/NaN
+        inv_volume = torch.where(volume > 0, 1.0 / volume.clamp_min(1e-30), torch.zeros_like(volume))
+        out = {"energy": energy, "forces": -d_pos, "stress": d_strain * inv_volume[:, None, None]}
+        return out if outer_grad else {k: v.detach() for k, v in out.items()}

@@ -1,0 +1,79 @@
+"""`python -m matscale models [--json] [--arch NAME ...]`: every architecture and size with its
+parameter counts, total and non-embedding (the scaling-law N).
+
+Models are built on the `meta` device, so counting even the largest sizes allocates nothing
+and takes milliseconds. An architecture whose module cannot be imported (or a size that
+cannot be built) is reported on stderr with the reason and skipped; the listing goes on.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import torch
+
+from matscale.errors import ConfigError
+from matscale.models import ARCH_MODULES, build, count_parameters, spec
+
+
+def _count(arch: str, size: str) -> tuple[int, int]:
+    try:
+        with torch.device("meta"):
+            return count_parameters(build(arch, size))
+    except (NotImplementedError, RuntimeError):  # a builder that needs real tensors at init
+        return count_parameters(build(arch, size))
+
+
+def rows(archs: list[str], errors: list[str]) -> list[dict]:
+    """One dict per (arch, size); problems are appended to `errors` as messages."""
+    out = []
+    for arch in archs:
+        try:
+            s = spec(arch)
+        except Exception as exc:  # an architecture being written, a missing optional dependency
+            errors.append(f"{arch}: unavailable ({type(exc).__name__}: {exc})")
+            continue
+        for size, kwargs in s.sizes.items():
+            try:
+                total, non_embedding = _count(arch, size)
+            except Exception as exc:
+                errors.append(f"{arch}/{size}: cannot be built ({type(exc).__name__}: {exc})")
+                continue
+            out.append({
+                "arch": arch, "size": size, "params_total": total, "params_non_embedding": non_embedding,
+                "trainable": s.trainable, "default": size == s.default_size,
+                "hyperparameters": kwargs, "description": s.description,
+            })
+    return out
+
+
+def _table(items: list[dict]) -> str:
+    lines = [f"{'arch':<14}{'size':<6}{'params':>14}{'non-embedding':>15}  description"]
+    last = None
+    for r in items:
+        desc = r["description"] if r["arch"] != last else ""
+        size = r["size"] + ("*" if r["default"] else "")
+        lines.append(f"{r['arch']:<14}{size:<6}{r['params_total']:>14,}{r['params_non_embedding']:>15,}  {desc}")
+        last = r["arch"]
+    lines.append("* default size; non-embedding excludes element embedding tables (the scaling-law N)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m matscale models", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", action="store_true", help="print a JSON list of {arch, size, params_total, "
+                        "params_non_embedding, trainable, default, hyperparameters, description}")
+    parser.add_argument("--arch", action="append", metavar="NAME",
+                        help=f"only this architecture (repeatable); one of: {', '.join(ARCH_MODULES)}")
+    args = parser.parse_args(argv)
+    archs = args.arch or list(ARCH_MODULES)
+    unknown = [a for a in archs if a not in ARCH_MODULES]
+    if unknown:
+        raise ConfigError(f"unknown architecture {unknown[0]!r}; choose one of: {', '.join(ARCH_MODULES)}")
+    errors: list[str] = []
+    items = rows(archs, errors)
+    for message in errors:
+        print(f"warning: {message}", file=sys.stderr)
+    print(json.dumps(items, indent=1) if args.json else _table(items))
+    return 0 if items or not errors else 1

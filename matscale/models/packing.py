@@ -1,0 +1,110 @@
+"""Attention over many sequences of different lengths packed into one token tensor.
+
+The transformer keeps all tokens of a batch in one (T, d) tensor (no padding), so every
+linear layer costs exactly ΣT rows. Only attention needs sequences; `Packing` says which
+tokens form each sequence and how to run attention without mixing sequences:
+
+- "bucket" (default): sequences are sorted by length and cut into groups whose lengths
+  differ by at most `bucket_ratio`; each group is padded to its own maximum (gathered from
+  the packed tensor), runs one `scaled_dot_product_attention` with a key-padding mask, and
+  the valid rows are scattered back. Attention work is ≈ Σ len² instead of B · max_len².
+- "block": one sequence of all T tokens with a block-diagonal boolean mask. Simple and
+  exact but costs T² — slower as soon as a batch holds more than a few structures.
+- "loop": one unmasked attention call per sequence (no padding, no mask, B calls).
+
+`bench/bench_models.py` measures all three against `nn.TransformerEncoder` padding every
+structure to the batch maximum (same parameters). On the embedded set's sizes (1–60 atoms,
+median 15; batches of 32) on CPU, forward+backward throughput over padded was: bucket
+2.2–2.6×, loop 1.3–2.2×, block 0.8–1.3× (d_model 32–128), so "bucket" is the default.
+All modes give the same result up to float rounding (tested).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+MODES = ("bucket", "block", "loop")
+
+
+@dataclass
+class Packing:
+    mode: str
+    num_tokens: int
+    # bucket/loop: per group (token index (G, L), key mask (G, 1, 1, L) or None, valid rows (G·L,) or None)
+    groups: list[tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]]
+    inverse: torch.Tensor | None  # token t's row in the concatenation of all groups' valid rows
+    block_mask: torch.Tensor | None = None  # "block": (1, 1, T, T) True where attention is allowed
+
+
+def _group_lengths(lengths: list[int], order: list[int], ratio: float) -> list[list[int]]:
+    """Consecutive runs of `order` (sorted by length) with max length ≤ ratio × min length."""
+    groups: list[list[int]] = []
+    for s in order:
+        if groups and lengths[s] <= ratio * lengths[groups[-1][0]]:
+            groups[-1].append(s)
+        else:
+            groups.append([s])
+    return groups
+
+
+def plan(sequence: torch.Tensor, num_sequences: int, mode: str = "bucket", bucket_ratio: float = 1.5) -> Packing:
+    """Plan attention for tokens whose sequence ids are `sequence` (T,), each id < num_sequences.
+
+    Every sequence must hold at least one token. Tokens of one sequence need not be
+    contiguous; their order within a sequence is their order in `sequence`.
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown packing mode {mode!r}; choose one of {MODES}")
+    device = sequence.device
+    T = int(sequence.shape[0])
+    if mode == "block":
+        mask = (sequence.unsqueeze(0) == sequence.unsqueeze(1)).view(1, 1, T, T)
+        return Packing(mode, T, [], None, mask)
+    order = torch.argsort(sequence, stable=True)  # tokens grouped by sequence
+    lengths_t = torch.bincount(sequence, minlength=num_sequences)
+    starts_t = torch.cumsum(lengths_t, 0) - lengths_t
+    lengths, starts = lengths_t.tolist(), starts_t.tolist()
+    if min(lengths, default=1) < 1:
+        raise ValueError("every sequence needs at least one token")
+    if mode == "loop":
+        seqs = [[s] for s in range(num_sequences)]
+    else:
+        seqs = _group_lengths(lengths, sorted(range(num_sequences), key=lengths.__getitem__), bucket_ratio)
+    groups, placed = [], []
+    for members in seqs:
+        L = max(lengths[s] for s in members)
+        lens = torch.tensor([lengths[s] for s in members], device=device)
+        first = torch.tensor([starts[s] for s in members], device=device)
+        offset = torch.arange(L, device=device)
+        valid = offset.unsqueeze(0) < lens.unsqueeze(1)  # (G, L)
+        # padded slots point at the sequence's first token; the key mask hides them
+        index = order[torch.where(valid, first.unsqueeze(1) + offset, first.unsqueeze(1))]
+        if bool(valid.all()):
+            groups.append((index, None, None))
+            placed.append(index.reshape(-1))
+        else:
+            flat_valid = valid.reshape(-1).nonzero().squeeze(1)
+            groups.append((index, valid.view(len(members), 1, 1, L), flat_valid))
+            placed.append(index.reshape(-1)[flat_valid])
+    placed_t = torch.cat(placed)
+    inverse = torch.empty_like(placed_t)
+    inverse[placed_t] = torch.arange(T, device=device)
+    return Packing(mode, T, groups, inverse)
+
+
+def packed_attention(qkv: torch.Tensor, packing: Packing) -> torch.Tensor:
+    """Multi-head attention within sequences: qkv (T, 3, H, Dh) → (T, H, Dh)."""
+    if packing.mode == "block":
+        q, k, v = qkv.permute(1, 2, 0, 3).unsqueeze(1)  # 3 × (1, H, T, Dh)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=packing.block_mask)
+        return out.squeeze(0).transpose(0, 1)
+    rows = []
+    for index, key_mask, flat_valid in packing.groups:
+        G, L = index.shape
+        q, k, v = qkv[index].permute(2, 0, 3, 1, 4)  # 3 × (G, H, L, Dh), one gather per group
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask)
+        out = out.transpose(1, 2).reshape(G * L, *qkv.shape[2:])
+        rows.append(out if flat_valid is None else out[flat_valid])
+    return torch.cat(rows)[packing.inverse]
