@@ -7,6 +7,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.matscale-installed
 # pytest workers: 2 matches the 2-core machines we size for
 TEST_WORKERS ?= 2
+# one BLAS/OpenMP thread per process: parallelism comes from pytest workers and sweep pools, and
+# threaded BLAS on tiny matrices is tens of times slower on 2 shared cores
+export OMP_NUM_THREADS ?= 1
+export OPENBLAS_NUM_THREADS ?= 1
+export MKL_NUM_THREADS ?= 1
 
 .PHONY: venv test book data study bench clean-book
 

@@ -1,9 +1,13 @@
 """Periodic radius graphs for graph models, built by a library neighbour list.
 
 Edges are (source j -> target i) with vector r_ij = x_j + S·cell - x_i (Å), where S is the
-integer lattice shift; messages are summed at the target. Indices are computed without
-gradients (on CPU, per structure, with ASE's neighbour list); `edge_vectors` recomputes the
-vectors from the batch's positions and cell so they stay differentiable (forces, stress).
+integer lattice shift; messages are summed at the target. Every periodic image within the
+cutoff is an edge (so a 1-atom cell smaller than the cutoff has many self-image edges).
+Indices are computed without gradients, per structure on CPU, by matscipy's C neighbour
+list (~30x faster than ASE's `primitive_neighbor_list`, which stays as the fallback for
+cells matscipy cannot bin: singular cells of non-periodic structures); `edge_vectors`
+recomputes the vectors from the batch's positions and cell so they stay differentiable
+(forces, stress).
 """
 from __future__ import annotations
 
@@ -14,6 +18,12 @@ import torch
 from ase.neighborlist import primitive_neighbor_list
 
 from matscale.data.batch import Batch
+from matscale.errors import DataError
+
+try:  # optional speed-up; results are identical (tests compare against ASE)
+    from matscipy.neighbours import neighbour_list as _matscipy_neighbour_list
+except ImportError:  # pragma: no cover - matscipy is a declared dependency
+    _matscipy_neighbour_list = None
 
 
 @dataclass
@@ -22,9 +32,17 @@ class Graph:
     shift: torch.Tensor  # (E, 3) lattice shifts S (float, same dtype as positions)
     edge_batch: torch.Tensor  # (E,) structure index of each edge
 
+    @property
+    def num_edges(self) -> int:
+        return int(self.edge_index.shape[1])
 
-def _cap_neighbors(i: np.ndarray, d: np.ndarray, max_neighbors: int, tol: float = 1e-2) -> np.ndarray:
-    """Mask keeping, per centre i, the max_neighbors closest edges plus any tied within tol Å²."""
+
+def _cap_neighbors(i: np.ndarray, d: np.ndarray, max_neighbors: int | None, tol: float = 1e-2) -> np.ndarray:
+    """Mask keeping, per centre i, the max_neighbors closest edges plus any tied within tol Å².
+
+    Keeping whole degenerate shells (instead of breaking ties by index) keeps the capped
+    graph invariant under rotations and atom permutations.
+    """
     if max_neighbors is None or max_neighbors <= 0 or len(i) == 0:
         return np.ones(len(i), dtype=bool)
     order = np.lexsort((d, i))
@@ -32,7 +50,6 @@ def _cap_neighbors(i: np.ndarray, d: np.ndarray, max_neighbors: int, tol: float 
     starts = np.searchsorted(i_sorted, i_sorted, side="left")
     rank = np.arange(len(i_sorted)) - starts
     keep_sorted = rank < max_neighbors
-    # keep ties with the last kept neighbour so that degenerate shells stay whole
     counts = np.bincount(i_sorted, minlength=i_sorted.max() + 1)
     last = starts + np.minimum(counts[i_sorted], max_neighbors) - 1
     keep_sorted |= d_sorted ** 2 <= d_sorted[last] ** 2 + tol
@@ -41,27 +58,49 @@ def _cap_neighbors(i: np.ndarray, d: np.ndarray, max_neighbors: int, tol: float 
     return keep
 
 
+def neighbor_pairs(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cutoff: float):
+    """(i, j, d, S) of one structure: all pairs with |x_j + S·cell − x_i| < cutoff, i ≠ j or S ≠ 0."""
+    pbc = np.asarray(pbc, dtype=bool)
+    singular = abs(np.linalg.det(cell)) < 1e-9
+    if singular and pbc.any():
+        raise DataError(f"a periodic structure (pbc={pbc.tolist()}) has a singular cell (volume ~0); "
+                        "give it three independent lattice vectors")
+    if _matscipy_neighbour_list is not None and not singular:
+        i, j, d, S = _matscipy_neighbour_list("ijdS", positions=positions, cell=cell, pbc=pbc, cutoff=cutoff)
+    else:
+        i, j, d, S = primitive_neighbor_list("ijdS", pbc, cell, positions, cutoff, self_interaction=False)
+    return i, j, d, S
+
+
 def radius_graph(batch: Batch, cutoff: float, max_neighbors: int | None = None) -> Graph:
-    """Periodic radius graph over all structures of `batch` (cutoff in Å)."""
-    pos = batch.positions.detach().double().cpu().numpy()
-    cells = batch.cell.detach().double().cpu().numpy()
+    """Periodic radius graph over all structures of `batch` (cutoff in Å).
+
+    max_neighbors (None or <= 0: no cap) keeps each atom's closest incoming edges,
+    including whole shells tied at the boundary.
+    """
+    if not cutoff > 0:
+        raise ValueError(f"cutoff must be positive, got {cutoff}")
+    pos = batch.positions.detach().to("cpu", torch.float64).numpy()
+    cells = batch.cell.detach().to("cpu", torch.float64).numpy()
     pbc = batch.pbc.cpu().numpy()
     ptr = batch.ptr.cpu().numpy()
-    src, dst, shifts, eb = [], [], [], []
+    src, dst, shifts, counts = [], [], [], []
     for b in range(batch.num_structures):
         lo, hi = ptr[b], ptr[b + 1]
-        i, j, d, S = primitive_neighbor_list("ijdS", pbc[b], cells[b], pos[lo:hi], cutoff, self_interaction=False)
+        i, j, d, S = neighbor_pairs(pos[lo:hi], cells[b], pbc[b], cutoff)
         keep = _cap_neighbors(i, d, max_neighbors)
-        src.append(j[keep] + lo)
-        dst.append(i[keep] + lo)
-        shifts.append(S[keep])
-        eb.append(np.full(int(keep.sum()), b))
+        if not keep.all():
+            i, j, S = i[keep], j[keep], S[keep]
+        src.append(j + lo)
+        dst.append(i + lo)
+        shifts.append(S)
+        counts.append(len(i))
     device = batch.positions.device
-    return Graph(
-        edge_index=torch.from_numpy(np.stack([np.concatenate(src), np.concatenate(dst)]).astype(np.int64)).to(device),
-        shift=torch.from_numpy(np.concatenate(shifts).astype(np.float64)).to(device=device, dtype=batch.positions.dtype),
-        edge_batch=torch.from_numpy(np.concatenate(eb).astype(np.int64)).to(device),
-    )
+    edge_index = torch.from_numpy(np.stack([np.concatenate(src), np.concatenate(dst)]).astype(np.int64))
+    shift = torch.from_numpy(np.concatenate(shifts).astype(np.float64).reshape(-1, 3))
+    edge_batch = torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts, dtype=torch.long))
+    return Graph(edge_index=edge_index.to(device), shift=shift.to(device=device, dtype=batch.positions.dtype),
+                 edge_batch=edge_batch.to(device))
 
 
 def edge_vectors(batch: Batch, graph: Graph) -> torch.Tensor:

@@ -1,0 +1,103 @@
+"""The embedded default dataset: synthetic OMat24 (EMT labels), generated once and cached.
+
+Location: `$MATSCALE_DATA` if set; else `<repo>/data/omat24-emt-v1` when matscale runs from a
+source checkout (git-ignored `data/`); else `~/.cache/matscale/omat24-emt-v1` (or under
+`$XDG_CACHE_HOME`). `ensure_dataset` is safe against interruption (built in a temporary
+directory and renamed) and against concurrent callers (an exclusive lock file next to it,
+so a second process waits and then reuses the first one's result).
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from matscale.errors import DataError
+
+NAME = "omat24-emt-v1"
+DEFAULT_STRUCTURES = 20_000  # training structures (val adds ≈10 %)
+DEFAULT_SEED = 0
+DEFAULT_CALCULATOR = "emt"
+ENV_VAR = "MATSCALE_DATA"
+
+
+def _source_checkout() -> Path | None:
+    repo = Path(__file__).resolve().parents[2]
+    if (repo / "pyproject.toml").is_file() and (repo / "matscale" / "__init__.py").is_file():
+        return repo
+    return None
+
+
+def default_root() -> Path:
+    """Where the default dataset lives (it may not exist yet)."""
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return Path(env).expanduser()
+    repo = _source_checkout()
+    if repo is not None:
+        return repo / "data" / NAME
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "matscale" / NAME
+
+
+def is_complete(root: Path) -> bool:
+    """A finished dataset: both splits present (synthetic ones also carry synth.json)."""
+    root = Path(root)
+    if (root / "synth.json").is_file():
+        return True
+    return all(any((root / split).glob("*/*.aselmdb")) for split in ("train", "val"))
+
+
+def _synth_matches(root: Path, structures: int, seed: int, calculator: str) -> bool:
+    try:
+        info = json.loads((root / "synth.json").read_text())
+    except (OSError, ValueError):
+        return True  # not ours (e.g. real OMat24 pointed to by MATSCALE_DATA): accept as is
+    return (info.get("structures_target"), info.get("seed"), info.get("calculator")) == (structures, seed, calculator)
+
+
+def ensure_dataset(root: str | os.PathLike, structures: int, seed: int = 0, calculator: str = "emt",
+                   workers: int | None = None, progress: bool = True, accept_any: bool = False) -> Path:
+    """Return `root`, generating it first (once, under a lock) if it does not exist.
+
+    accept_any: reuse whatever complete dataset is at `root` (else a synthetic one made
+    with other settings is an error).
+    """
+    from matscale.data import synth
+
+    root = Path(root).expanduser()
+    if is_complete(root):
+        if not accept_any and not _synth_matches(root, structures, seed, calculator):
+            raise DataError(f"{root} holds a synthetic dataset made with other settings; delete it or point "
+                            f"{ENV_VAR} elsewhere")
+        return root
+    if root.exists() and any(root.iterdir()):
+        raise DataError(f"{root} exists but is not a complete dataset; delete it to regenerate")
+    root.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = root.parent / f".{root.name}.lock"
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a concurrent generator holds it until it has finished
+        try:
+            if is_complete(root):
+                return root
+            for stale in root.parent.glob(f".{root.name}.tmp-*"):  # left by an interrupted run
+                shutil.rmtree(stale, ignore_errors=True)
+            if root.exists():
+                root.rmdir()
+            if progress:
+                print(f"generating the default dataset ({structures} training structures, seed {seed}, "
+                      f"{calculator} labels) in {root} — once; later calls reuse it", file=sys.stderr)
+            synth.synthesize(root, structures, seed=seed, calculator=calculator, workers=workers, progress=progress)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return root
+
+
+def ensure_default(progress: bool = True, workers: int | None = None) -> Path:
+    """The default dataset's root, generated on first use. With $MATSCALE_DATA set, any
+    complete dataset there (synthetic with other settings, or real OMat24) is used as is."""
+    return ensure_dataset(default_root(), DEFAULT_STRUCTURES, DEFAULT_SEED, DEFAULT_CALCULATOR,
+                          workers=workers, progress=progress, accept_any=bool(os.environ.get(ENV_VAR)))

@@ -1,0 +1,190 @@
+"""`run_sweep`: plan the points (skip finished runs), run the rest, record every outcome.
+
+Each point's run id comes from its validated config (the id `python -m matscale train`
+gives the same settings), so a re-run of a sweep skips finished points (completed or
+stopped early), resumes interrupted ones and retries failed ones. A point whose settings are
+invalid (e.g. a size its architecture does not have) is recorded as failed with the reason
+and never started; no point's failure stops the others.
+
+The outcome table is returned as a DataFrame and kept (atomically rewritten after every
+point) in `<root>/_sweeps/<name>.csv`, so a killed sweep leaves a record of what it did;
+each point's output is in `<root>/_sweeps/logs/<run_id>.log`.
+"""
+from __future__ import annotations
+
+import signal
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import pandas as pd
+
+from matscale.config import TrainConfig
+from matscale.errors import ConfigError
+from matscale.runs import atomic_write_text, resolve_root
+from matscale.sweep.executors import LocalExecutor, SlurmExecutor, visible_gpus
+from matscale.sweep.point import (SWEEP_DIR, Point, action_for, default_notebook, notebook_parameters, run_point,
+                                  state)
+from matscale.sweep.progress import Progress
+
+COLUMNS = ("run_id", "arch", "size", "frac", "seed", "lr", "action", "status", "error", "wall_s", "run_dir", "log")
+RECORD_DIR = SWEEP_DIR
+
+
+def plan(configs: Sequence[TrainConfig], root: str | Path | None = None, runner: str = "cli",
+         restart_failed: bool = False, notebook: str | Path | None = None,
+         ) -> tuple[list[Point], list[dict[str, Any]]]:
+    """(points to run, rows of points not to run: finished ones skipped, invalid ones failed)."""
+    nb_params: tuple[str, ...] = ()
+    if runner == "papermill":
+        notebook = str(notebook or default_notebook())
+        nb_params = notebook_parameters(notebook)
+        check_notebook_can_run(configs, nb_params, notebook)
+        if restart_failed:
+            raise ConfigError("--restart-failed needs --runner cli (the notebook resumes what it finds)")
+    elif runner != "cli":
+        raise ConfigError(f"runner must be cli or papermill, got {runner!r}")
+    points: list[Point] = []
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for config in configs:
+        if root is not None:
+            config = config.replace(run_root=str(root))
+        config = config.replace(run_root=str(resolve_root(config.run_root)))
+        try:
+            resolved = config.validate(check_device=False)
+        except ConfigError as exc:
+            run_id = config.run_id()
+            if run_id not in seen:
+                seen.add(run_id)
+                rows.append(_row(config, run_id, action="invalid", status="failed", error=str(exc)))
+            continue
+        run_id = resolved.run_id()
+        if run_id in seen:  # e.g. size unset and size = the default: one run
+            continue
+        seen.add(run_id)
+        run_dir = Path(resolved.run_root) / run_id
+        status, _ = state(run_dir)
+        action = action_for(status, run_dir.exists(), restart_failed)
+        if action == "skip":
+            rows.append(_row(resolved, run_id, action="skip", status=status))
+        else:
+            points.append(Point(config=resolved.to_dict(), run_id=run_id, runner=runner,
+                                restart_failed=restart_failed, notebook=notebook if nb_params else None,
+                                notebook_params=nb_params))
+    return points, rows
+
+
+def check_notebook_can_run(configs: Sequence[TrainConfig], params: Sequence[str], notebook: str) -> None:
+    """ConfigError when a point sets something the notebook cannot be told (not a parameter)."""
+    defaults = TrainConfig()
+    for config in configs:
+        extra = sorted(f for f in TrainConfig.field_names()
+                       if f not in params and f != "size" and getattr(config, f) != getattr(defaults, f))
+        if "size" not in params and config.size is not None:
+            extra.append("size")
+        if extra:
+            raise ConfigError(f"{notebook} has no parameter for {', '.join(extra)} (its parameters: "
+                              f"{', '.join(params)}); use --runner cli or add them to its parameters cell")
+
+
+def _row(config: TrainConfig, run_id: str, **values) -> dict[str, Any]:
+    row = {"run_id": run_id, "arch": config.arch, "size": config.size, "frac": config.frac, "seed": config.seed,
+           "lr": config.lr, "action": None, "status": None, "error": None, "wall_s": 0.0,
+           "run_dir": str(Path(config.run_root) / run_id), "log": None}
+    row.update(values)
+    return row
+
+
+def make_executor(executor: str | LocalExecutor | SlurmExecutor = "local", *, max_parallel: int | None = None,
+                  threads_per_run: int | None = None, slurm: dict[str, Any] | None = None,
+                  uses_gpu: bool = False):
+    """An executor object from its name and settings (an executor object passes through)."""
+    if isinstance(executor, (LocalExecutor, SlurmExecutor)):
+        return executor
+    if executor == "local":
+        return LocalExecutor(max_parallel, threads_per_run, gpus=visible_gpus() if uses_gpu else None)
+    if executor == "slurm":
+        settings = dict(slurm or {})
+        if max_parallel is not None:
+            settings["array_parallelism"] = max_parallel
+        if threads_per_run is not None:
+            settings.setdefault("cpus_per_task", threads_per_run)
+        return SlurmExecutor(settings)
+    raise ConfigError(f"executor must be local or slurm, got {executor!r}")
+
+
+def run_sweep(configs: Sequence[TrainConfig], executor: str | LocalExecutor | SlurmExecutor = "local", *,
+              max_parallel: int | None = None, threads_per_run: int | None = None, root: str | Path | None = None,
+              runner: str = "cli", notebook: str | Path | None = None, slurm: dict[str, Any] | None = None,
+              restart_failed: bool = False, progress: bool = True, name: str = "sweep",
+              run_fn: Callable[[Point], dict[str, Any]] = run_point) -> pd.DataFrame:
+    """Run every point not yet finished; one row per point (see `COLUMNS`).
+
+    executor: "local" (process pool on this machine), "slurm" (submitit array job; `slurm`
+    holds its settings, including cluster="local"/"debug" to run off-cluster) or an executor.
+    root: runs folder (default: each config's run_root). runner: "cli" (`python -m matscale
+    train`) or "papermill" (execute `notebook`, default book/train.ipynb, whose parameters
+    cell must cover every setting the points change). run_fn: the per-point function
+    (tests inject fakes; the default runs `python -m matscale train`).
+    """
+    configs = list(configs)
+    points, rows = plan(configs, root, runner, restart_failed, notebook)
+    uses_gpu = any(p.config["device"] != "cpu" for p in points)
+    ex = make_executor(executor, max_parallel=max_parallel, threads_per_run=threads_per_run, slurm=slurm,
+                       uses_gpu=uses_gpu)
+    run_root = Path(points[0].config["run_root"]) if points else (
+        Path(rows[0]["run_dir"]).parent if rows else resolve_root(root))
+    record = run_root / RECORD_DIR / f"{name}.csv"
+    if isinstance(ex, SlurmExecutor):
+        ex.folder = ex.folder or run_root / RECORD_DIR / f"{name}-submitit"
+        ex.parameters.setdefault("name", f"matscale-{name}")
+
+    order = {p.run_id: i for i, p in enumerate(points)}
+    by_id = {p.run_id: p for p in points}
+    results: dict[str, dict[str, Any]] = {}
+    bar = Progress(total=len(rows) + len(points), skipped=sum(r["action"] == "skip" for r in rows),
+                   parallel=ex.parallel, enabled=progress, name=name)
+
+    def frame() -> pd.DataFrame:
+        ran = [_row(TrainConfig.from_dict(by_id[i].config), i, **results[i]) for i in sorted(results, key=order.get)]
+        return pd.DataFrame(rows + ran, columns=list(COLUMNS))
+
+    def on_result(result: dict[str, Any]) -> None:
+        results[result["run_id"]] = {k: result.get(k) for k in ("action", "status", "error", "wall_s", "log")}
+        bar.update(result)
+        atomic_write_text(record, frame().to_csv(index=False))
+
+    bar.note(f"{name}: {len(configs)} point(s), {len(points)} to run, "
+             f"{bar.skipped} already finished; {ex.describe()}")
+    for r in rows:
+        if r["action"] == "invalid":
+            bar.update(r)
+    atomic_write_text(record, frame().to_csv(index=False))
+    try:
+        with _sigterm_as_interrupt():
+            ex.run(points, on_result, run_fn=run_fn)
+    finally:
+        bar.close()
+    return frame()
+
+
+@contextmanager
+def _sigterm_as_interrupt():
+    """Turn SIGTERM and SIGHUP (a closed terminal) into KeyboardInterrupt, in the main thread
+    only, so executors stop their children / cancel their jobs instead of orphaning them."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    sigs = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    old = {s: signal.signal(s, handler) for s in sigs}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)

@@ -1,0 +1,253 @@
+"""Sweep files: a grid of `TrainConfig`s written as YAML or TOML (or a dict in a notebook).
+
+    name: tiny                    # optional; default: the file's stem
+    base:                         # TrainConfig fields shared by every point
+      epochs: 1
+      batch_size: 8
+    grid:                         # cartesian product over these fields (lists = alternatives)
+      arch:                       # a mapping = one sub-grid per value (sizes differ per arch)
+        fcn: {size: [xs, s]}
+        transformer: {size: [xs], lr: [1e-3, 3e-4]}
+        linear:                   # no sub-grid: the architecture's default size
+      frac: [0.1, 1.0]
+      seed: [0, 1]
+    points:                       # optional explicit extra points (base applies, grid does not)
+      - {arch: mean, frac: 1.0}
+    executor: local               # or slurm (the command line's --executor wins)
+    runner: cli                   # or papermill: execute `notebook` (default book/train.ipynb) per point
+    notebook: ../train.ipynb      # papermill input; relative to this file
+    local: {max_parallel: 2, threads_per_run: 1}
+    slurm: {partition: gpu, time: 120, gpus_per_node: 1, cpus_per_task: 8, mem_gb: 32,
+            array_parallelism: 16, additional_parameters: {constraint: a100}}
+
+Every key in `base`, `grid` and `points` must be a `TrainConfig` field; values are coerced to
+the field's type (YAML reads `1e-3` as a string, TOML has no null), so a point's run id is
+the one `python -m matscale train` computes for the same settings. In `grid`, a list always
+means alternatives: a list-valued setting (`subsets`) is written as a list of lists or as a
+comma-separated string.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from matscale.config import TrainConfig
+from matscale.errors import ConfigError
+
+TOP_KEYS = ("name", "base", "grid", "points", "local", "slurm", "runner", "executor", "notebook")
+RUNNERS = ("cli", "papermill")
+EXECUTORS = ("local", "slurm")
+LOCAL_KEYS = ("max_parallel", "threads_per_run")
+_TYPES = {f.name: str(f.type).replace(" ", "") for f in fields(TrainConfig)}
+
+
+@dataclass
+class SweepSpec:
+    """A parsed sweep: its points (unvalidated `TrainConfig`s) and executor settings."""
+
+    name: str
+    configs: list[TrainConfig]
+    local: dict[str, Any] = field(default_factory=dict)
+    slurm: dict[str, Any] = field(default_factory=dict)
+    runner: str = "cli"
+    executor: str = "local"
+    notebook: str | None = None
+    source: str | None = None
+
+
+# -- reading --------------------------------------------------------------------------------
+def read_file(path: str | Path) -> dict[str, Any]:
+    """The raw mapping of a .yaml/.yml/.toml sweep file (ConfigError when unreadable)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"sweep file {path} does not exist; pass a .yaml or .toml file (see book/sweeps/)")
+    text = path.read_text()
+    try:
+        if path.suffix.lower() == ".toml":
+            raw = tomllib.loads(text)
+        elif path.suffix.lower() in (".yaml", ".yml"):
+            raw = yaml.safe_load(text)
+        else:
+            raise ConfigError(f"sweep file {path} must end in .yaml, .yml or .toml")
+    except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"sweep file {path} is not valid {path.suffix[1:].upper()}: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"sweep file {path} must hold a mapping with keys like base, grid, points")
+    raw.setdefault("name", path.stem)
+    return raw
+
+
+def load(source: str | Path | Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> SweepSpec:
+    """Parse a sweep file or dict into a `SweepSpec`; `overrides` update `base` (e.g. CLI --set)."""
+    if isinstance(source, Mapping):
+        raw, where = dict(source), "sweep"
+    else:
+        raw, where = read_file(source), str(source)
+    unknown = sorted(set(raw) - set(TOP_KEYS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown top-level key(s) {', '.join(unknown)}; allowed: {', '.join(TOP_KEYS)}")
+    base = _section(raw, "base", where)
+    base.update(overrides or {})
+    base = {k: coerce(k, v, f"{where}: base.{k}") for k, v in base.items()}
+    grid = _section(raw, "grid", where)
+    points = raw.get("points") or []
+    if not isinstance(points, list) or not all(isinstance(p, dict) for p in points):
+        raise ConfigError(f"{where}: points must be a list of mappings of TrainConfig settings")
+
+    combos = expand_grid(grid, f"{where}: grid") if grid or not points else []
+    combos += [{k: coerce(k, v, f"{where}: points[{i}].{k}") for k, v in p.items()} for i, p in enumerate(points)]
+    configs = []
+    for combo in combos:
+        try:
+            configs.append(TrainConfig.from_dict({**base, **combo}))
+        except TypeError as exc:  # pragma: no cover - from_dict checks names; kept for safety
+            raise ConfigError(f"{where}: {exc}") from exc
+
+    local = _section(raw, "local", where)
+    bad = sorted(set(local) - set(LOCAL_KEYS))
+    if bad:
+        raise ConfigError(f"{where}: unknown local setting(s) {', '.join(bad)}; allowed: {', '.join(LOCAL_KEYS)}")
+    for key, value in local.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ConfigError(f"{where}: local.{key} must be a whole number >= 1, got {value!r}")
+    runner = raw.get("runner", "cli")
+    if runner not in RUNNERS:
+        raise ConfigError(f"{where}: runner must be one of {', '.join(RUNNERS)}, got {runner!r}")
+    executor = raw.get("executor", "local")
+    if executor not in EXECUTORS:
+        raise ConfigError(f"{where}: executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+    name = str(raw.get("name") or "sweep")
+    if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        raise ConfigError(f"{where}: name {name!r} must use letters, digits, '-', '_' or '.' only")
+    return SweepSpec(name=name, configs=dedupe(configs), local=local, slurm=_section(raw, "slurm", where),
+                     runner=runner, executor=executor, notebook=_notebook(raw.get("notebook"), source, where),
+                     source=None if isinstance(source, Mapping) else str(source))
+
+
+def expand(source: str | Path | Mapping[str, Any] | SweepSpec) -> list[TrainConfig]:
+    """Every point of a sweep file / dict as a `TrainConfig` (duplicates removed, order kept)."""
+    return source.configs if isinstance(source, SweepSpec) else load(source).configs
+
+
+def _notebook(value, source, where: str) -> str | None:
+    """The papermill input notebook; a relative path is taken from the sweep file's folder."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where}: notebook must be a path to an .ipynb file")
+    path = Path(value).expanduser()
+    if not path.is_absolute() and not isinstance(source, Mapping):
+        path = Path(source).parent / path
+    return str(path)
+
+
+def _section(raw: dict, key: str, where: str) -> dict[str, Any]:
+    value = raw.get(key) or {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: {key} must be a mapping, got {type(value).__name__}")
+    return dict(value)
+
+
+# -- the grid ---------------------------------------------------------------------------------
+def expand_grid(grid: Mapping[str, Any], where: str = "grid") -> list[dict[str, Any]]:
+    """Cartesian product of a (possibly nested) grid; each result maps field -> one value.
+
+    A field's value is a list (alternatives), a scalar (one value), or a mapping from each
+    value to a sub-grid that applies only with that value (or null for none)."""
+    combos: list[dict[str, Any]] = [{}]
+    for key, value in grid.items():
+        check_field(key, where)
+        options: list[dict[str, Any]] = []
+        if isinstance(value, Mapping):
+            for v, sub in value.items():
+                here = f"{where}.{key}.{v}"
+                if sub is not None and not isinstance(sub, Mapping):
+                    raise ConfigError(f"{here} must be a mapping of settings (a sub-grid) or empty")
+                val = coerce(key, v, here)
+                options += [{key: val, **s} for s in expand_grid(sub or {}, here)]
+        elif isinstance(value, list):
+            options = [{key: coerce(key, v, f"{where}.{key}")} for v in value]
+        else:
+            options = [{key: coerce(key, value, f"{where}.{key}")}]
+        if not options:
+            raise ConfigError(f"{where}.{key} lists no values; give at least one or remove it")
+        new = []
+        for combo, option in itertools.product(combos, options):
+            clash = sorted(set(combo) & set(option))
+            if clash:
+                raise ConfigError(f"{where}: {', '.join(clash)} is set twice along one branch of the grid; "
+                                  "set it in one place (top level or inside each sub-grid)")
+            new.append({**combo, **option})
+        combos = new
+    return combos
+
+
+def dedupe(configs: list[TrainConfig]) -> list[TrainConfig]:
+    """Drop repeated points (identical settings), keeping the first occurrence."""
+    seen, out = set(), []
+    for c in configs:
+        key = repr(sorted(c.to_dict().items()))
+        if key not in seen:
+            seen.add(key)
+            out.append(c)
+    return out
+
+
+# -- values -------------------------------------------------------------------------------------
+def check_field(name: Any, where: str) -> None:
+    if name not in _TYPES:
+        raise ConfigError(f"{where}: {name!r} is not a training setting; known: {', '.join(_TYPES)}")
+
+
+def coerce(name: str, value: Any, where: str) -> Any:
+    """`value` as the type of TrainConfig field `name` (ConfigError saying what was expected)."""
+    check_field(name, where)
+    kind = _TYPES[name]
+    optional = kind.endswith("|None")
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"{where}: {name} cannot be empty (null)")
+    base = kind.removesuffix("|None")
+    if base == "bool":
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: {name} must be true or false, got {value!r}")
+    if base == "int":
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+            return int(value)
+        raise ConfigError(f"{where}: {name} must be a whole number, got {value!r}")
+    if base == "float":
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                number = float(value)
+            except ValueError:
+                number = math.nan
+            if math.isfinite(number):
+                return number
+        raise ConfigError(f"{where}: {name} must be a number, got {value!r}")
+    if base == "str":
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{where}: {name} must be a string, got {value!r}")
+    if base.startswith("tuple[str"):
+        if isinstance(value, str):
+            value = value.split(",")
+        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+            return tuple(v.strip() for v in value if v.strip())
+        raise ConfigError(f"{where}: {name} must be a list of names or a comma-separated string, got {value!r}")
+    raise ConfigError(f"{where}: cannot read setting {name} of type {kind}")  # pragma: no cover
