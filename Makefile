@@ -13,7 +13,11 @@ export OMP_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 
-.PHONY: venv test book data study bench clean-book
+# the study behind the book: book/sweeps/$(STUDY).yaml, results under runs/
+STUDY ?= default
+SWEEP := book/sweeps/$(STUDY).yaml
+
+.PHONY: venv test book data study runs bench clean-book
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,7 +32,19 @@ test: $(STAMP)
 data: $(STAMP)
 	$(BIN)/python -m matscale data ensure
 
-book: $(STAMP) data
+# rerun the study from scratch: earlier results move to runs/_archive/<time>/, then every point trains
+study: $(STAMP) data
+	$(BIN)/python -m matscale.study $(STUDY) --archive
+	$(MAKE) --no-print-directory runs
+
+# top the study up: finished runs (the committed ones included) are skipped, missing or interrupted
+# ones train; then each finished run's equivariance error is measured and stored next to it.
+# A failed point does not stop the book: its page lists it with its error.
+runs: $(STAMP) data
+	$(BIN)/python -m matscale sweep $(SWEEP) --no-progress || echo "warning: some points of $(SWEEP) failed; the study page lists them"
+	$(BIN)/python -m matscale.study $(STUDY)
+
+book: $(STAMP) data runs
 	$(BIN)/jupyter-book build -W -n --keep-going .
 
 bench: $(STAMP)

@@ -11,6 +11,8 @@ inlined, so it renders offline through `matscale.book` and saves to SVG/PNG with
     stats_histograms(hist_df)                pre-binned histograms per quantity/subset/split
     scaling_fit(points, "N", "val_loss", fit)   log-log points, error bars, fitted law, band
     frontier(curves, front, fit)             all runs' loss vs compute, Pareto front, its fit
+    extrapolation(points, x, y, fit)         fit on the smaller runs, predicted band vs the held-out run
+    exponents(table)                         fitted exponents with confidence intervals, per architecture
 """
 from __future__ import annotations
 
@@ -394,7 +396,7 @@ def _fit_layers(fits: Mapping[Any, Any], grid, x_enc_title, y_title, color, log,
                 line_color="black"):
     frames = []
     for label, fit in fits.items():
-        curve = fit_curve(fit, grid, band=band, level=level)
+        curve = fit_curve(fit, grid[label] if isinstance(grid, Mapping) else grid, band=band, level=level)
         curve[group_title] = label
         frames.append(curve)
     curves = pd.concat(frames, ignore_index=True)
@@ -434,13 +436,18 @@ def scaling_fit(
     width: int = 360,
     height: int = 260,
     title: str | None = None,
+    span: str = "all",
 ) -> alt.LayerChart:
     """Measured points (with ±`sigma` error bars), the fitted law and its uncertainty band.
 
     `fit_result` is one fit (with `predict`/`band`) or, when `color` names a grouping
     column, a mapping {group value: fit}; None draws the points only. The curve spans the
-    data's x range, widened by the factor `extend` on a log axis (extrapolation).
+    data's x range, widened by the factor `extend` on a log axis (extrapolation); with
+    `span="group"` each group's curve spans only that group's points (no silent extrapolation
+    of one group's law over another group's range).
     """
+    if span not in ("all", "group"):
+        raise DataError(f"span must be 'all' or 'group', not {span!r}")
     need = [x, y] + ([sigma] if sigma else []) + ([color] if color else [])
     _require(points, need, "the points table")
     data = points[need].copy()
@@ -471,6 +478,9 @@ def scaling_fit(
         else:
             fits = {"fit": fit_result}
         grid = _grid(data[x].to_numpy(dtype=float), n_grid, log, extend)
+        if span == "group" and color:
+            grid = {label: _grid(data.loc[data[color] == label, x].to_numpy(dtype=float), n_grid, log, extend)
+                    if (data[color] == label).any() else grid for label in fits}
         layers = _fit_layers(fits, grid, x.replace("_", " "), y.replace("_", " "), color, log, band, level,
                              color or "curve") + layers
     return alt.layer(*layers).properties(width=width, height=height, title=title or f"{y} vs {x}")
@@ -533,3 +543,89 @@ def frontier(
                       .encode(x=fx, y=fy, tooltip=[alt.Tooltip(f"{x}:Q", format=".3g"),
                                                    alt.Tooltip(f"{y}:Q", format=".4g")]))
     return alt.layer(*layers).properties(width=width, height=height, title=title or f"{y} vs {x}: compute frontier")
+
+
+# -- extrapolation check and exponent comparison ------------------------------------------------
+def extrapolation(
+    points: pd.DataFrame,
+    x: str,
+    y: str,
+    fit_result,
+    held_out: str = "held_out",
+    sigma: str | None = None,
+    level: float = 0.95,
+    n_grid: int = 200,
+    width: int = 360,
+    height: int = 260,
+    title: str | None = None,
+) -> alt.LayerChart:
+    """A law fitted to the smaller runs, extended to the held-out ones: does its band cover them?
+
+    `points` has one row per point with a boolean `held_out` column: fitted points are drawn
+    filled, held-out (measured) points as red diamonds. The fitted curve and its band (at
+    `level`) span all points, so the band at a held-out x is the prediction being tested.
+    """
+    need = [x, y, held_out] + ([sigma] if sigma else [])
+    _require(points, need, "the points table")
+    if not hasattr(fit_result, "predict") or not hasattr(fit_result, "band"):
+        raise DataError(f"an extrapolation chart needs a fit with predict and band; got {type(fit_result).__name__}")
+    data = _positive(points[need].copy(), [x, y])
+    if data.empty:
+        raise DataError(f"no positive finite ({x}, {y}) points to plot")
+    data["role"] = np.where(data[held_out].astype(bool), "held out (measured)", "fitted")
+    xs = alt.X(f"{x}:Q", title=x.replace("_", " "), scale=_scale(True))
+    ys = alt.Y(f"{y}:Q", title=y.replace("_", " "), scale=_scale(True))
+    grid = _grid(data[x].to_numpy(dtype=float), n_grid, True, 1.0)
+    layers = _fit_layers({"fit": fit_result}, grid, x.replace("_", " "), y.replace("_", " "), None, True, True,
+                         level, "curve")
+    if sigma:
+        s = pd.to_numeric(data[sigma], errors="coerce").fillna(0.0).abs()
+        bars = data.assign(y_lo=np.where(data[y] - s > 0, data[y] - s, data[y] / 10), y_hi=data[y] + s)
+        layers.append(alt.Chart(bars).mark_rule().encode(
+            x=xs, y=alt.Y("y_lo:Q", title=y.replace("_", " "), scale=_scale(True)), y2="y_hi:Q"))
+    colors = alt.Scale(domain=["fitted", "held out (measured)"], range=["black", "firebrick"])
+    shapes = alt.Scale(domain=["fitted", "held out (measured)"], range=["circle", "diamond"])
+    layers.append(alt.Chart(data).mark_point(filled=True, size=70).encode(
+        x=xs, y=ys, color=alt.Color("role:N", scale=colors, title=None, legend=alt.Legend(orient="bottom")),
+        shape=alt.Shape("role:N", scale=shapes, title=None),
+        tooltip=[alt.Tooltip(f"{x}:Q", format=".4g"), alt.Tooltip(f"{y}:Q", format=".4g"), "role:N"]))
+    return alt.layer(*layers).properties(width=width, height=height,
+                                         title=title or f"{y} vs {x}: extrapolation to held-out runs")
+
+
+def exponents(
+    table: pd.DataFrame,
+    value: str = "value",
+    low: str = "ci_low",
+    high: str = "ci_high",
+    group: str = "arch",
+    panel: str = "exponent",
+    columns: int = 3,
+    width: int = 200,
+    height: int | None = None,
+    title: str | None = None,
+) -> alt.Chart:
+    """Fitted exponents as dots with their confidence intervals, one panel per exponent.
+
+    `table` has one row per (group, panel) with the estimate and its interval (a missing
+    interval draws the dot alone). Each panel has its own x scale.
+    """
+    _require(table, [value, low, high, group, panel], "the exponent table")
+    data = table[[group, panel, value, low, high]].copy()
+    data = data[np.isfinite(pd.to_numeric(data[value], errors="coerce").to_numpy(dtype=float))]
+    if data.empty:
+        raise DataError("no finite exponents to plot")
+    groups = list(pd.unique(data[group]))
+    height = height or max(60, 28 * len(groups))
+    y = alt.Y(f"{group}:N", title=None, sort=groups)
+    x = alt.X(f"{value}:Q", title="exponent", scale=alt.Scale(zero=False))
+    rule = alt.Chart().mark_rule(strokeWidth=2).encode(
+        x=alt.X(f"{low}:Q", title="exponent", scale=alt.Scale(zero=False)), x2=f"{high}:Q", y=y,
+        color=alt.Color(f"{group}:N", title=group, legend=None))
+    dot = alt.Chart().mark_point(filled=True, size=70).encode(
+        x=x, y=y, color=alt.Color(f"{group}:N", title=group, legend=None),
+        tooltip=[f"{group}:N", f"{panel}:N", alt.Tooltip(f"{value}:Q", format=".3g"),
+                 alt.Tooltip(f"{low}:Q", format=".3g"), alt.Tooltip(f"{high}:Q", format=".3g")])
+    layered = alt.layer(rule, dot, data=data).properties(width=width, height=height)
+    return layered.facet(facet=alt.Facet(f"{panel}:N", title=None), columns=columns,
+                         title=title or "fitted exponents (95% CI)").resolve_scale(x="independent")

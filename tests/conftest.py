@@ -158,3 +158,121 @@ def tiny_data_root(tmp_path_factory):
         base = base.parent  # one directory per session, shared by its workers
     return ensure_dataset(base / "matscale-tiny-data", TINY_STRUCTURES, seed=0, workers=2, progress=False)
 # --- end data fixtures (data helper) ----------------------------------------------------------------
+
+
+# ==== study pages (matscale/study.py, book study notebooks) =========================================
+import pytest as _pytest_study
+
+# A synthetic study: losses follow L = E + A N^-alpha + B D^-beta (0.3 % noise), so fits must
+# recover alpha and beta. Run folders are written with matscale.runs.RunDir, the training loop's
+# writer, under the run ids `python -m matscale train` gives the planned settings.
+STUDY_TRUE = {"transformer": dict(E=20.0, A=300.0, alpha=0.35, B=150.0, beta=0.45),
+              "schnet": dict(E=12.0, A=500.0, alpha=0.45, B=100.0, beta=0.35)}
+STUDY_SIZES = {"transformer": ["xs", "s", "m", "l", "xl"], "schnet": ["xs", "s", "m", "l", "xl"]}
+STUDY_FRACS = [0.01, 0.02, 0.05, 0.1, 0.2]
+STUDY_N_TRAIN = 20000  # structures of the synthetic training split (D = frac * N_TRAIN)
+STUDY_FLOPS_PER_PARAM_SAMPLE = 300.0
+STUDY_ROWS = 4  # validations per run
+STUDY_SKIP = {("schnet", "xl", 0.2, 0)}  # a planned run that never ran
+STUDY_FAIL = {("transformer", "xs", 0.01, 1)}  # a planned run that failed
+
+
+def synthetic_study_spec() -> dict:
+    """Cross design: data series at the smallest size (2 seeds), parameter series at frac 0.2."""
+    base = {"epochs": 3, "batch_size": 16, "val_frac": 0.1, "lr": 0.001}
+    grid = {"arch": {arch: {"size": [sizes[0]], "frac": STUDY_FRACS, "seed": [0, 1]}
+                     for arch, sizes in STUDY_SIZES.items()}}
+    points = [{"arch": arch, "size": size, "frac": STUDY_FRACS[-1], "seed": 0}
+              for arch, sizes in STUDY_SIZES.items() for size in sizes[1:]]
+    points.append({"arch": "linear", "frac": STUDY_FRACS[-1]})  # a closed-form baseline
+    return {"name": "synthetic", "base": base, "grid": grid, "points": points}
+
+
+def study_fake_params(arch: str, size: str) -> int:
+    return int(3000 * 6 ** STUDY_SIZES[arch].index(size))
+
+
+def study_true_loss(arch: str, N, D):
+    t = STUDY_TRUE[arch]
+    return t["E"] + t["A"] * N ** -t["alpha"] + t["B"] * D ** -t["beta"]
+
+
+def write_study_run(root, config, loss: float, N: int, D: int, status: str = "completed", rows: int = STUDY_ROWS):
+    """A run folder in the training loop's format (config.json, metrics.csv, summary.json)."""
+    from matscale.runs import RunDir
+
+    config = config.validate(check_device=False)
+    run = RunDir(root / config.run_id())
+    run.write_config(config.to_dict())
+    samples = config.epochs * D
+    metrics = []
+    for i in range(1, rows + 1):
+        seen = samples * i // rows
+        val = loss * (1 + 0.6 * (1 - i / rows) ** 2)
+        row = {"epoch": i, "step": seen // config.batch_size, "samples_seen": seen, "atoms_seen": 18 * seen,
+               "flops": STUDY_FLOPS_PER_PARAM_SAMPLE * N * seen, "wall_s": 0.01 * i, "lr": config.lr}
+        for split, scale in (("train", 0.9), ("val", 1.0)):
+            v = scale * val
+            row.update({f"{split}_loss": v, f"{split}_loss_energy": 0.1 * v, f"{split}_loss_force": 0.6 * v,
+                        f"{split}_loss_stress_iso": 0.15 * v, f"{split}_loss_stress_aniso": 0.15 * v,
+                        f"{split}_energy_mae_eV_atom": 1e-3 * v, f"{split}_force_l2mae_eV_A": 1e-2 * v,
+                        f"{split}_stress_mae_eV_A3": 1e-4 * v})
+        metrics.append(row)
+    run.write_metrics(metrics)
+    trainable = config.arch not in ("mean", "linear")
+    run.write_summary({
+        "status": status, "arch": config.arch, "size": config.size, "error": "boom" if status == "failed" else None,
+        "n_train": D, "n_val": 200, "params_total": N + 1000 * trainable, "params_non_embedding": N,
+        "trainable": trainable, "best_val_loss": loss, "final_val_loss": loss, "flops": metrics[-1]["flops"],
+        "samples_seen": samples, "steps": metrics[-1]["step"], "epochs_completed": config.epochs, "wall_s": 1.0,
+        "best_val_energy_mae_eV_atom": 1e-3 * loss, "best_val_force_l2mae_eV_A": 1e-2 * loss,
+        "best_val_stress_mae_eV_A3": 1e-4 * loss})
+    return run.path
+
+
+def build_synthetic_study(folder, spec=None, skip=STUDY_SKIP, fail=STUDY_FAIL):
+    """Write `spec` as a sweep file and its planned runs (all but `skip`) under folder/runs."""
+    import json
+    import zlib
+
+    import numpy as np
+    import yaml
+
+    from matscale.sweep import expand
+
+    spec = spec or synthetic_study_spec()
+    path = folder / f"{spec['name']}.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    root = folder / "runs"
+    for config in expand(path):
+        key = (config.arch, config.size, config.frac, config.seed)
+        if key in skip:
+            continue
+        D = int(round(config.frac * STUDY_N_TRAIN))
+        if config.arch == "linear":
+            write_study_run(root, config, 60.0, 0, D, rows=1)
+            continue
+        N = study_fake_params(config.arch, config.size)
+        run_id = config.validate(check_device=False).run_id()
+        noise = float(np.exp(0.003 * np.random.default_rng(zlib.crc32(run_id.encode())).standard_normal()))
+        run = write_study_run(root, config, study_true_loss(config.arch, N, D) * noise, N, D,
+                              status="failed" if key in fail else "completed")
+        if config.arch == "transformer":  # a stored equivariance measurement, as a committed study has
+            err = 3.0 * (N / 1e4) ** -0.1 * (D / 1e3) ** -0.2
+            (run / "equivariance.json").write_text(json.dumps({
+                "checkpoint": "best", "n_structures_requested": 32, "n_rotations": 2, "n_structures": 32,
+                "energy_rel": 0.01 * err, "forces_rel": err, "stress_rel": 0.5 * err,
+                "energy_abs": 1e-3 * err, "forces_abs": err, "stress_abs": 1e-3 * err}))
+    return path
+
+
+@_pytest_study.fixture(scope="session")
+def synthetic_study(tmp_path_factory):
+    """(sweep file, runs root) of the synthetic study, plus a stray run folder that is not part of it."""
+    from matscale.config import TrainConfig
+
+    folder = tmp_path_factory.mktemp("synthetic-study")
+    path = build_synthetic_study(folder)
+    write_study_run(folder / "runs", TrainConfig(arch="transformer", size="s", frac=0.5, epochs=1), 1.0, 10, 10)
+    return path, folder / "runs"
+# ==== end study pages ===============================================================================

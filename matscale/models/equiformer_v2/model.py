@@ -153,9 +153,10 @@ _OMAT24 = dict(sphere_channels=128, attn_hidden_channels=64, num_heads=8, attn_a
                cutoff=12.0, max_neighbors=20, max_num_elements=96, grid_mlp=True, norm="layer_norm_sh",
                alpha_drop=0.1, drop_path=0.1, avg_degree=61.95)
 
-# ladder by non-embedding parameters N: ~1.6e4, 5e4, 2e5, 8e5, 3.7e6, 1.1e7, 2.4e7
+# ladder by non-embedding parameters N: ~1e3, 1.6e4, 5e4, 2e5, 8e5, 3.7e6, 1.1e7, 2.4e7
 SIZES: dict[str, dict] = {
     #               K   C    H   h  A   V   F    D    L  M  B
+    "xxxs": _small(1, 2, 2, 1, 2, 2, 4, 2, 2, 1, 4),
     "xxs": _small(1, 8, 8, 2, 4, 4, 16, 8, 2, 1, 16),
     "xs": _small(2, 12, 12, 2, 8, 6, 24, 12, 2, 1, 24),
     "s": _small(2, 24, 24, 4, 8, 6, 48, 24, 2, 1, 32),

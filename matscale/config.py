@@ -1,0 +1,220 @@
+"""One `TrainConfig`: every training setting, with its default, unit and validation.
+
+The CLI (`python -m matscale train --help`) is generated from the field metadata below and
+`book/train.ipynb`'s parameters are checked against the field names, so each setting is
+defined exactly once, here. `validate()` returns a resolved copy (size and device filled in)
+or raises `ConfigError` with one message saying what is wrong and how to fix it.
+
+The run id (`run_id()`) is a readable prefix plus a hash of the settings that change results
+(`RESULT_FIELDS`): device, worker count, caching, the run root and `vis_every` do not.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from matscale.errors import ConfigError
+
+PRECISIONS = ("none", "bf16", "fp16")
+
+
+def _f(default, help: str, unit: str = "", choices=None, hashed: bool = True, group: str = "training"):
+    """A dataclass field carrying CLI help, unit and whether it enters the run id."""
+    meta = {"help": help, "unit": unit, "choices": choices, "hashed": hashed, "group": group}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # -- what to train -------------------------------------------------------------------
+    arch: str = _f("schnet", "architecture (see `python -m matscale models`)", group="model")
+    size: str | None = _f(None, "size on the architecture's ladder; default: its smallest/default size",
+                          group="model")
+    # -- data ----------------------------------------------------------------------------
+    data: str | None = _f(None, "dataset root (OMat24 layout <root>/<split>/<subset>/); "
+                                "default: the embedded EMT dataset", group="data")
+    subsets: tuple[str, ...] | None = _f(None, "training/validation subsets (comma-separated); default: all",
+                                         group="data")
+    frac: float = _f(0.01, "fraction of the training split to train on (nested across fractions)",
+                     unit="fraction, (0, 1]", group="data")
+    val_frac: float = _f(0.1, "fraction of the validation split to validate on (fixed seed 0, "
+                              "the same for every run)", unit="fraction, (0, 1]", group="data")
+    seed: int = _f(0, "seed for the data subset, initialisation and data order", group="data")
+    cache_data: bool = _f(True, "keep decoded structures in memory", hashed=False, group="data")
+    num_workers: int = _f(0, "DataLoader worker processes", hashed=False, group="data")
+    # -- optimisation --------------------------------------------------------------------
+    epochs: int = _f(15, "passes over the training subset", unit="epochs")
+    batch_size: int = _f(16, "global batch (all processes together)", unit="structures")
+    lr: float = _f(1e-3, "peak learning rate of AdamW (after warm-up)")
+    warmup_frac: float = _f(0.01, "share of optimiser steps spent warming up linearly", unit="fraction, [0, 1)")
+    warmup_start: float = _f(0.2, "learning rate at step 0 as a multiple of lr", unit="× lr")
+    min_lr_factor: float = _f(0.01, "learning rate at the last step as a multiple of lr (cosine)", unit="× lr")
+    weight_decay: float = _f(1e-3, "AdamW decoupled weight decay (matrices only)")
+    grad_clip: float = _f(10.0, "clip the global gradient norm to this value (0: off)")
+    energy_weight: float = _f(2.5, "loss weight of the energy-per-atom MAE", group="loss")
+    force_weight: float = _f(20.0, "loss weight of the force L2MAE", group="loss")
+    stress_iso_weight: float = _f(5.0, "loss weight of the isotropic-stress MAE", group="loss")
+    stress_aniso_weight: float = _f(5.0, "loss weight of the anisotropic-stress MAE", group="loss")
+    rotation_augment: bool = _f(False, "rotate each training batch randomly (for unconstrained models)")
+    precision: str = _f("none", "mixed precision: bf16 autocast (CPU/GPU) or fp16 + GradScaler (GPU)",
+                        choices=PRECISIONS)
+    # -- validation and stopping ---------------------------------------------------------
+    val_every: int = _f(1, "validate every N epochs (and after the last)", unit="epochs", group="validation")
+    vis_every: int = _f(0, "write parity data of up to 64 val structures every N epochs (0: off)",
+                        unit="epochs", hashed=False, group="validation")
+    patience: int = _f(0, "stop after this many validations without improvement (0: never)",
+                       unit="validations", group="validation")
+    # -- where ---------------------------------------------------------------------------
+    device: str = _f("auto", "cpu, cuda, cuda:N or auto (cuda when available)", hashed=False, group="system")
+    run_root: str = _f("runs", "folder holding run folders (relative: to the repository root)",
+                       hashed=False, group="system")
+
+    def __post_init__(self) -> None:
+        # accept "a,b" or any sequence for subsets (papermill and the CLI pass strings)
+        if self.subsets is not None and not isinstance(self.subsets, tuple):
+            object.__setattr__(self, "subsets", _as_subsets(self.subsets))
+
+    # ------------------------------------------------------------------------------------
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        """Build from a dict (e.g. config.json's "config"); unknown keys are an error."""
+        unknown = sorted(set(values) - set(cls.field_names()))
+        if unknown:
+            raise ConfigError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(cls.field_names())}")
+        values = dict(values)
+        if values.get("subsets") is not None:
+            values["subsets"] = _as_subsets(values["subsets"])
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        if out["subsets"] is not None:
+            out["subsets"] = list(out["subsets"])
+        return out
+
+    def replace(self, **changes) -> "TrainConfig":
+        if "subsets" in changes and changes["subsets"] is not None:
+            changes["subsets"] = _as_subsets(changes["subsets"])
+        return dataclasses.replace(self, **changes)
+
+    # -- validation ----------------------------------------------------------------------
+    def validate(self, check_device: bool = True) -> "TrainConfig":
+        """A resolved copy (size, device) or `ConfigError` naming the bad setting."""
+        from matscale import models
+
+        c = self
+        if not isinstance(c.arch, str) or not c.arch:
+            raise ConfigError("arch must be a non-empty string")
+        try:
+            spec = models.spec(c.arch)  # ConfigError for unknown architectures
+        except ImportError as exc:
+            raise ConfigError(f"architecture {c.arch!r} is not available in this installation ({exc})") from exc
+        size = c.size if c.size is not None else spec.default_size
+        if size not in spec.sizes:
+            raise ConfigError(f"unknown size {size!r} for {c.arch}; choose one of: {', '.join(spec.sizes)}")
+        _check(0 < _num(c, "frac") <= 1, f"frac must be in (0, 1], got {c.frac}")
+        _check(0 < _num(c, "val_frac") <= 1, f"val_frac must be in (0, 1], got {c.val_frac}")
+        _check(_int(c, "seed") >= 0, f"seed must be >= 0, got {c.seed}")
+        _check(_int(c, "epochs") >= 1, f"epochs must be >= 1, got {c.epochs}")
+        _check(_int(c, "batch_size") >= 1, f"batch_size must be >= 1 structure, got {c.batch_size}")
+        _check(_num(c, "lr") > 0, f"lr must be > 0, got {c.lr}")
+        _check(0 <= _num(c, "warmup_frac") < 1, f"warmup_frac must be in [0, 1), got {c.warmup_frac}")
+        _check(0 < _num(c, "warmup_start") <= 1, f"warmup_start must be in (0, 1], got {c.warmup_start}")
+        _check(0 <= _num(c, "min_lr_factor") <= 1, f"min_lr_factor must be in [0, 1], got {c.min_lr_factor}")
+        _check(_num(c, "weight_decay") >= 0, f"weight_decay must be >= 0, got {c.weight_decay}")
+        _check(_num(c, "grad_clip") >= 0, f"grad_clip must be >= 0 (0 turns clipping off), got {c.grad_clip}")
+        weights = [_num(c, k) for k in ("energy_weight", "force_weight", "stress_iso_weight", "stress_aniso_weight")]
+        _check(all(w >= 0 for w in weights) and sum(weights) > 0,
+               "loss weights must be >= 0 and not all zero")
+        _check(_int(c, "val_every") >= 1, f"val_every must be >= 1 epoch, got {c.val_every}")
+        _check(_int(c, "vis_every") >= 0, f"vis_every must be >= 0 (0: off), got {c.vis_every}")
+        _check(_int(c, "patience") >= 0, f"patience must be >= 0 (0: no early stopping), got {c.patience}")
+        _check(_int(c, "num_workers") >= 0, f"num_workers must be >= 0, got {c.num_workers}")
+        _check(c.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, got {c.precision!r}")
+        _check(isinstance(c.run_root, str) and c.run_root != "", "run_root must be a folder path")
+        device = resolve_device(c.device) if check_device else c.device
+        if check_device:
+            check_precision(c.precision, device)
+        return c.replace(size=size, device=device)
+
+    # -- identity ------------------------------------------------------------------------
+    def result_settings(self) -> dict[str, Any]:
+        """The settings that change results (they define the run id)."""
+        d = self.to_dict()
+        return {f.name: d[f.name] for f in fields(self) if f.metadata.get("hashed", True)}
+
+    def run_id(self) -> str:
+        """Readable prefix + 8 hex digits of the hash of `result_settings()`."""
+        blob = json.dumps(self.result_settings(), sort_keys=True, default=str)
+        digest = hashlib.sha256(blob.encode()).hexdigest()[:8]
+        size = self.size if self.size is not None else "default"
+        return f"{self.arch}-{size}-frac{self.frac:g}-seed{self.seed}-{digest}"
+
+
+def _as_subsets(value) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [s for s in value.split(",")]
+    out = tuple(str(s).strip() for s in value if str(s).strip())
+    if not out:
+        raise ConfigError("subsets must name at least one subset (or be left unset for all)")
+    return out
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+def _num(c: TrainConfig, name: str) -> float:
+    value = getattr(c, name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _int(c: TrainConfig, name: str) -> int:
+    value = getattr(c, name)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name} must be an integer, got {value!r}")
+    return value
+
+
+def resolve_device(device: str) -> str:
+    """'auto' -> 'cuda' when available else 'cpu'; checks that a CUDA device exists."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ConfigError(f"device {device!r} is not a torch device; use cpu, cuda, cuda:N or auto") from exc
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {device!r} asked for but no CUDA GPU is available; use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(f"device {device!r} does not exist ({torch.cuda.device_count()} GPU(s) visible)")
+    elif dev.type != "cpu":
+        raise ConfigError(f"device {device!r} is not supported; use cpu, cuda, cuda:N or auto")
+    return str(dev)
+
+
+def check_precision(precision: str, device: str) -> None:
+    """ConfigError when `device` cannot run `precision`."""
+    import torch
+
+    kind = torch.device(device).type
+    if precision == "fp16" and kind != "cuda":
+        raise ConfigError("precision fp16 needs a CUDA GPU (GradScaler); on CPU use --precision bf16 or none")
+    if precision == "bf16" and kind == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ConfigError("this GPU cannot run bf16; use --precision fp16 or none")

@@ -1,0 +1,455 @@
+"""The training loop: one `TrainConfig` in, one run folder out.
+
+    train(config, resume=False, force=False, quiet=None) -> RunResult
+
+Steps: resolve the run folder (a finished run is a no-op unless `force`); open the data;
+fit the normalisation on the training subset; build the model (seeded); closed-form
+baselines (`trainable=False`) are fitted with `model.fit(...)` and validated once;
+everything else trains with AdamW, warm-up + cosine schedule over the true number of
+optimiser steps, gradient clipping, optional bf16/fp16 mixed precision and rotation
+augmentation, validation every `val_every` epochs, early stopping after `patience`
+validations without improvement, FLOPs accumulated per step (`flops.py`), and checkpoints:
+last.pt after every validation (and every CHECKPOINT_SECONDS at an epoch end), best.pt on
+every improvement; a resumed run restarts from last.pt's epoch boundary. Under torchrun it trains with DDP and
+rank 0 writes. Any exception marks the run failed (summary.json: status, error) and re-raises.
+
+Fault injection for tests: MATSCALE_KILL_AT_STEP=k makes the process SIGKILL itself right
+after optimiser step k, MATSCALE_RAISE_AT_STEP=k raises there instead (to test that
+`resume=True` continues exactly).
+"""
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from matscale import models
+from matscale.config import TrainConfig
+from matscale.data.batch import collate
+from matscale.errors import ConfigError, MatscaleError
+from matscale.runs import FINISHED, RunDir, atomic_write_bytes, resolve_root
+from matscale.train import checkpoint, distributed, flops
+from matscale.train.data import loss_unit_structures, natoms_of, open_datasets
+from matscale.train.loss import LossMeter, LossScales, LossWeights, loss
+from matscale.train.normalization import Normalization, fit_normalization
+from matscale.train.schedule import make_scheduler
+from matscale.train.validation import autocast, evaluate, parity
+
+VIS_STRUCTURES = 64
+CHECKPOINT_SECONDS = 600.0  # between validations, last.pt is still refreshed this often (s)
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    run_dir: Path
+    status: str
+    summary: dict[str, Any] = field(default_factory=dict)
+    skipped: bool = False  # True when the run was already finished and nothing was done
+
+    @property
+    def metrics(self):
+        return RunDir(self.run_dir).read_metrics()
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def train(config: TrainConfig, *, resume: bool = False, force: bool = False, quiet: bool | None = None,
+          require_weights: bool = False, train_set=None, val_set=None) -> RunResult:
+    """Train (or fit) the model `config` describes; see the module docstring.
+
+    resume: continue an unfinished run from its last checkpoint (a fresh start if it has none).
+    force: start over whatever exists. quiet: no progress bars (default: when stderr is not a
+    terminal). require_weights: re-train a finished run whose checkpoints/best.pt is missing
+    (run folders are committed without checkpoints). train_set / val_set: optional in-memory
+    datasets (indexable sequences of labelled ase.Atoms) replacing `config.data`.
+    """
+    config = config.validate()
+    info, device = distributed.setup(config.device)
+    started_group = info.enabled
+    try:
+        return _Trainer(config, info, device, resume=resume, force=force, quiet=quiet,
+                        require_weights=require_weights, train_set=train_set, val_set=val_set).run()
+    finally:
+        if started_group:
+            distributed.teardown()
+
+
+class _Trainer:
+    def __init__(self, config: TrainConfig, info: distributed.DistInfo, device: str, *, resume: bool,
+                 force: bool, quiet: bool | None, require_weights: bool, train_set, val_set) -> None:
+        self.config, self.info, self.device = config, info, device
+        self.resume, self.force, self.require_weights = resume, force, require_weights
+        self.quiet = (not sys.stderr.isatty()) if quiet is None else quiet
+        self.quiet = self.quiet or not info.is_main
+        self.train_set, self.val_set = train_set, val_set
+        self.run_id = config.run_id()
+        self.rundir = RunDir(resolve_root(config.run_root) / self.run_id)
+        self.spec = models.spec(config.arch)
+        self.weights = LossWeights.from_config(config)
+        self.summary: dict[str, Any] = {}
+        self.rows: list[dict[str, Any]] = []
+
+    # -- run folder -----------------------------------------------------------------------------
+    def _prepare_folder(self) -> dict | None:
+        """Decide fresh / resume / skip; returns the checkpoint to resume from, if any."""
+        summary = self.rundir.read_summary() if self.rundir.summary_path.exists() else None
+        status = (summary or {}).get("status")
+        weights_missing = self.require_weights and not (self.rundir.checkpoints / "best.pt").exists()
+        if status in FINISHED and weights_missing:
+            self.force = True  # results without weights (checkpoints are not committed): train again
+        if status in FINISHED and not self.force:
+            return {"skip": summary}
+        last = self.rundir.checkpoints / "last.pt"
+        ckpt = None
+        if self.force:
+            pass
+        elif self.resume and last.exists():
+            ckpt = checkpoint.load(last, run_id=self.run_id)
+        elif self.rundir.exists() and not self.resume:
+            raise ConfigError(f"run {self.run_id} already exists in {self.rundir.path.parent} with status "
+                              f"{status or 'unknown'}; pass --resume to continue it from its last checkpoint "
+                              "or --force to start it over")
+        distributed.barrier()
+        if self.info.is_main and ckpt is None and self.rundir.path.exists():
+            shutil.rmtree(self.rundir.path)
+        distributed.barrier()
+        return ckpt
+
+    # -- main -------------------------------------------------------------------------------------
+    def run(self) -> RunResult:
+        prepared = self._prepare_folder()
+        if prepared is not None and "skip" in prepared:
+            s = prepared["skip"]
+            return RunResult(self.run_id, self.rundir.path, s["status"], s, skipped=True)
+        ckpt = prepared
+        self.t0 = time.perf_counter()
+        self.wall_offset = float(ckpt["wall_s"]) if ckpt else 0.0
+        self.summary = {"status": "running", "arch": self.config.arch, "size": self.config.size,
+                        "started_at": _now(), "error": None, "world_size": self.info.world_size,
+                        "device": self.device, "resumed": ckpt is not None}
+        if self.info.is_main:
+            self.rundir.path.mkdir(parents=True, exist_ok=True)
+            self.rundir.write_config(self.config.to_dict(), {"world_size": self.info.world_size})
+            self._write_summary()
+        try:
+            self._run(ckpt)
+        except BaseException as exc:
+            if self.info.is_main:
+                message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                self.summary.update(status="failed", error=message, finished_at=_now(), wall_s=self._wall())
+                self._write_summary()
+            raise
+        return RunResult(self.run_id, self.rundir.path, self.summary["status"], dict(self.summary))
+
+    def _wall(self) -> float:
+        return self.wall_offset + time.perf_counter() - self.t0
+
+    def _write_summary(self) -> None:
+        if self.info.is_main:
+            self.rundir.write_summary(self.summary)
+
+    def _run(self, ckpt: dict | None) -> None:
+        cfg = self.config
+        self.unit_source = None
+        if self.train_set is not None:
+            self.unit_source = [self.train_set[i] for i in range(len(self.train_set))]
+        if self.train_set is None or self.val_set is None:
+            tr, va = open_datasets(cfg, progress=not self.quiet)
+            self.train_set = tr if self.train_set is None else self.train_set
+            self.val_set = va if self.val_set is None else self.val_set
+        self.natoms = natoms_of(self.train_set)
+        self.val_natoms = natoms_of(self.val_set)
+        self.summary.update(n_train=len(self.train_set), n_val=len(self.val_set),
+                            n_train_atoms=int(self.natoms.sum()))
+
+        seed_everything(cfg.seed)
+        model = models.build(cfg.arch, cfg.size)
+        total, non_emb = models.count_parameters(model)
+        self.summary.update(params_total=total, params_non_embedding=non_emb, trainable=self.spec.trainable)
+        if ckpt is not None:
+            self.norm = Normalization.from_dict(ckpt["normalization"])
+        else:
+            self.norm = fit_normalization(self.train_set[i] for i in range(len(self.train_set)))
+        self.norm.apply(model)
+        if ckpt is not None and "loss_units" in ckpt:
+            self.scales = LossScales.from_dict(ckpt["loss_units"])
+        elif self.unit_source is not None:  # in-memory data: its own training structures define the units
+            self.scales = fit_normalization(self.unit_source).loss_scales()
+        else:
+            self.scales = fit_normalization(loss_unit_structures(cfg)).loss_scales()
+        self.summary["normalization"] = self.norm.to_dict()
+        self.summary["loss_units"] = self.scales.to_dict()
+        model.to(self.device)
+        self.model = model
+        if not self.spec.trainable:
+            self._fit_baseline()
+        else:
+            self._train(ckpt)
+
+    # -- closed-form baselines ----------------------------------------------------------------
+    def _fit_baseline(self) -> None:
+        fit = getattr(self.model, "fit", None)
+        if fit is None:
+            raise MatscaleError(f"architecture {self.config.arch} is not trainable and has no fit(data) method")
+        fit(self.train_set[i] for i in range(len(self.train_set)))
+        self.model.to(self.device)
+        idx = np.array_split(np.arange(len(self.train_set)), self.info.world_size)[self.info.rank]
+        train = evaluate(self.model, self.train_set, self.weights, self.scales, indices=idx,
+                         batch_size=max(self.config.batch_size, 1), device=self.device).result("train")
+        val = self._validate()
+        row = {"epoch": 0, "step": 0, "samples_seen": len(self.train_set), "atoms_seen": int(self.natoms.sum()),
+               "flops": 0.0, "wall_s": self._wall(), "lr": 0.0, **train, **val}
+        self.rows = [row]
+        if self.info.is_main:
+            self.rundir.write_metrics(self.rows)
+            payload = self._model_payload(epoch=0, step=0, val_loss=val["val_loss"])
+            checkpoint.save(self.rundir.checkpoints / "best.pt", payload)
+            checkpoint.save(self.rundir.checkpoints / "last.pt", payload)
+        self.summary.update(status="completed", best_val_loss=val["val_loss"], final_val_loss=val["val_loss"],
+                            final_train_loss=train["train_loss"],
+                            best_epoch=0, best_step=0, flops=0.0, samples_seen=len(self.train_set),
+                            steps=0, epochs_completed=0, finished_at=_now(), wall_s=self._wall(),
+                            **{f"best_{k}": v for k, v in val.items() if k != "val_loss"})
+        self._write_summary()
+
+    # -- SGD training -------------------------------------------------------------------------
+    def _param_groups(self, model: torch.nn.Module) -> list[dict]:
+        emb = {id(p) for p in model.embedding_parameters()} if hasattr(model, "embedding_parameters") else set()
+        decay, no_decay = [], []
+        for p in model.parameters():
+            if not p.requires_grad:
+                continue
+            (decay if p.ndim >= 2 and id(p) not in emb else no_decay).append(p)
+        return [{"params": decay, "weight_decay": self.config.weight_decay},
+                {"params": no_decay, "weight_decay": 0.0}]
+
+    def _train(self, ckpt: dict | None) -> None:
+        cfg, info = self.config, self.info
+        model = self.model
+        params = [p for p in model.parameters() if p.requires_grad]
+        if not params:
+            raise MatscaleError(f"{cfg.arch}-{cfg.size} has no trainable parameters")
+        n_train = len(self.train_set)
+        steps_per_epoch = len(distributed.global_batches(n_train, cfg.batch_size, cfg.seed, 0))
+        total_steps = cfg.epochs * steps_per_epoch
+        optimizer = torch.optim.AdamW(self._param_groups(model), lr=cfg.lr)
+        scheduler = make_scheduler(optimizer, total_steps, cfg.warmup_frac, cfg.warmup_start, cfg.min_lr_factor)
+        scaler = torch.amp.GradScaler("cuda", enabled=cfg.precision == "fp16")
+        augment = torch.Generator().manual_seed(cfg.seed + 1_000_003) if cfg.rotation_augment else None
+        rotate = _rotation_fns() if cfg.rotation_augment else None
+        step_loss = lambda m, b: loss(m(b), b, self.weights, self.scales)[0]  # noqa: E731
+
+        if ckpt is None:
+            flop_model = flops.measure(model, self.train_set, self.natoms, cfg.batch_size, step_loss,
+                                       partial(collate, labels=True), self.device, seed=cfg.seed)
+            seed_everything(cfg.seed)  # FLOP measurement must not shift the training RNG streams
+            state = {"epoch": 0, "step": 0, "samples_seen": 0, "atoms_seen": 0, "flops": 0.0,
+                     "best": {"val_loss": None, "epoch": None, "step": None, "bad_validations": 0}}
+        else:
+            checkpoint.load_model_state(model, ckpt["model"], self.rundir.checkpoints / "last.pt")
+            optimizer.load_state_dict(ckpt["optimizer"])
+            scheduler.load_state_dict(ckpt["scheduler"])
+            scaler.load_state_dict(ckpt["scaler"])
+            checkpoint.set_rng_state(ckpt["rng"], augment)
+            flop_model = flops.FlopModel.from_dict(ckpt["flop_model"])
+            state = {k: ckpt[k] for k in ("epoch", "step", "samples_seen", "atoms_seen", "flops", "best")}
+            self.rows = list(ckpt["metrics"])
+            if info.is_main:
+                self.rundir.write_metrics(self.rows)  # drop rows written after the checkpoint
+        self.summary.update(flop_model=flop_model.to_dict(), total_steps=total_steps,
+                            steps_per_epoch=steps_per_epoch)
+        find_unused = False
+        if info.enabled:  # DDP needs to know whether some parameters never get a gradient
+            probe = collate([self.train_set[0]], labels=True).to(self.device)
+            find_unused = bool(distributed.unused_parameters(model, probe, step_loss))
+        ddp_model = distributed.wrap(model, info, self.device, find_unused)
+        kill_at = int(os.environ.get("MATSCALE_KILL_AT_STEP", "0") or 0)
+        raise_at = int(os.environ.get("MATSCALE_RAISE_AT_STEP", "0") or 0)
+        last_save = time.perf_counter()
+        device_type = torch.device(self.device).type
+        status = "completed"
+        train_meter = LossMeter(self.weights, self.scales)
+        grad_norms: list[float] = []
+        if ckpt is not None:  # training metrics accumulated since the last validation
+            train_meter.load_state_dict(ckpt["train_meter"])
+            grad_norms = list(ckpt["grad_norms"])
+
+        from tqdm import tqdm
+
+        epochs_bar = tqdm(total=cfg.epochs, initial=state["epoch"], desc=self.run_id, unit="epoch",
+                          disable=self.quiet, dynamic_ncols=True)
+        try:
+            for epoch in range(state["epoch"], cfg.epochs):
+                batches = distributed.global_batches(n_train, cfg.batch_size, cfg.seed, epoch)
+                shards = [distributed.shard(b, info) for b in batches]
+                loader = torch.utils.data.DataLoader(
+                    self.train_set, batch_sampler=[idx.tolist() for idx, _ in shards],
+                    collate_fn=partial(collate, labels=True),
+                    num_workers=cfg.num_workers, pin_memory=device_type == "cuda")
+                model.train()
+                steps_bar = tqdm(total=len(batches), desc=f"epoch {epoch + 1}", leave=False, unit="step",
+                                 disable=self.quiet, dynamic_ncols=True)
+                for gb, (_, stand_in), batch in zip(batches, shards, loader):
+                    batch = batch.to(self.device)
+                    n_s, n_a = len(gb), int(self.natoms[gb].sum())
+                    if augment is not None:
+                        batch = rotate(batch, augment, n_s, distributed.shard(np.arange(n_s), info)[0])
+                    with autocast(self.device, cfg.precision):
+                        pred = ddp_model(batch)
+                    total, err = loss(pred, batch, self.weights, self.scales, n_s, n_a)
+                    if stand_in:
+                        total = total * 0.0
+                    if cfg.precision != "fp16" and not torch.isfinite(total):
+                        raise MatscaleError(f"the loss became {total.item()} at step {state['step'] + 1}; "
+                                            "lower lr or raise grad clipping")
+                    scaler.scale(total * info.world_size).backward()
+                    scaler.unscale_(optimizer)
+                    gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
+                    grad_norms.append(float(gnorm))
+                    scaler.step(optimizer)
+                    scaler.update()
+                    scheduler.step()
+                    optimizer.zero_grad(set_to_none=True)
+                    if not stand_in:
+                        train_meter.add(err, batch.num_structures, batch.num_atoms)
+                    state["step"] += 1
+                    state["samples_seen"] += n_s
+                    state["atoms_seen"] += n_a
+                    state["flops"] += flop_model(self.natoms[gb])
+                    steps_bar.update(1)
+                    if not self.quiet:
+                        steps_bar.set_postfix(loss=f"{total.item() * info.world_size:.4g}", refresh=False)
+                    if kill_at and state["step"] == kill_at:
+                        os.kill(os.getpid(), signal.SIGKILL)
+                    if raise_at and state["step"] == raise_at:
+                        raise RuntimeError(f"injected failure after step {raise_at} (MATSCALE_RAISE_AT_STEP)")
+                steps_bar.close()
+                state["epoch"] = epoch + 1
+                last_epoch = epoch + 1 == cfg.epochs
+                stop = False
+                validated = state["epoch"] % cfg.val_every == 0 or last_epoch
+                if validated:
+                    stop = self._after_validation(state, train_meter, grad_norms, optimizer)
+                    train_meter = LossMeter(self.weights, self.scales)
+                    grad_norms = []
+                if cfg.vis_every and state["epoch"] % cfg.vis_every == 0 and info.is_main:
+                    self._write_vis(state["epoch"])
+                # last.pt after every validation, at the end, and at least every CHECKPOINT_SECONDS
+                due = validated or last_epoch or time.perf_counter() - last_save > CHECKPOINT_SECONDS
+                if info.is_main and due:
+                    last_save = time.perf_counter()
+                    checkpoint.save(self.rundir.checkpoints / "last.pt", {
+                        **self._model_payload(state["epoch"], state["step"]),
+                        **{k: state[k] for k in ("samples_seen", "atoms_seen", "flops", "best")},
+                        "wall_s": self._wall(), "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+                        "rng": checkpoint.rng_state(augment), "flop_model": flop_model.to_dict(),
+                        "train_meter": train_meter.state_dict(), "grad_norms": list(grad_norms),
+                        "metrics": self.rows})
+                    if validated:
+                        self._progress_summary(state)
+                distributed.barrier()
+                epochs_bar.update(1)
+                if self.rows and not self.quiet:
+                    epochs_bar.set_postfix(val=f"{self.rows[-1]['val_loss']:.4g}", refresh=False)
+                if stop:
+                    status = "stopped_early"
+                    break
+        finally:
+            epochs_bar.close()
+        best = state["best"]
+        final = self.rows[-1] if self.rows else {}
+        best_row = next((r for r in self.rows if r["step"] == best["step"]), {})
+        self.summary.update(
+            status=status, best_val_loss=best["val_loss"], best_epoch=best["epoch"], best_step=best["step"],
+            final_val_loss=final.get("val_loss"), final_train_loss=final.get("train_loss"),
+            flops=state["flops"], samples_seen=state["samples_seen"], atoms_seen=state["atoms_seen"],
+            steps=state["step"], epochs_completed=state["epoch"], finished_at=_now(), wall_s=self._wall(),
+            **{f"best_{k}": v for k, v in best_row.items() if k.startswith("val_") and k != "val_loss"})
+        self._write_summary()
+
+    def _after_validation(self, state: dict, train_meter: LossMeter, grad_norms: list[float], optimizer) -> bool:
+        """Validate, append a metrics row, save best; True when early stopping triggers."""
+        cfg = self.config
+        train_meter.all_reduce()
+        val = self._validate()
+        row = {"epoch": state["epoch"], "step": state["step"], "samples_seen": state["samples_seen"],
+               "atoms_seen": state["atoms_seen"], "flops": state["flops"], "wall_s": self._wall(),
+               "lr": optimizer.param_groups[0]["lr"],
+               "grad_norm": float(np.mean(grad_norms)) if grad_norms else float("nan"),
+               **(train_meter.result("train") if not train_meter.empty else {}), **val}
+        self.rows.append(row)
+        best = state["best"]
+        improved = best["val_loss"] is None or val["val_loss"] < best["val_loss"]
+        if improved:
+            best.update(val_loss=val["val_loss"], epoch=state["epoch"], step=state["step"], bad_validations=0)
+        else:
+            best["bad_validations"] += 1
+        if self.info.is_main:
+            self.rundir.write_metrics(self.rows)
+            if improved:
+                checkpoint.save(self.rundir.checkpoints / "best.pt",
+                                self._model_payload(state["epoch"], state["step"], val_loss=val["val_loss"]))
+        return bool(cfg.patience) and best["bad_validations"] >= cfg.patience
+
+    def _validate(self) -> dict[str, float]:
+        idx = np.array_split(np.arange(len(self.val_set)), self.info.world_size)[self.info.rank]
+        meter = evaluate(distributed.unwrap(self.model), self.val_set, self.weights, self.scales, indices=idx,
+                         batch_size=max(self.config.batch_size, 1), device=self.device,
+                         precision=self.config.precision)
+        return meter.result("val")
+
+    def _write_vis(self, epoch: int) -> None:
+        n = min(VIS_STRUCTURES, len(self.val_set))
+        data = parity(self.model, self.val_set, indices=np.arange(n), batch_size=self.config.batch_size,
+                      device=self.device, precision=self.config.precision)
+        import io
+
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **data)
+        atomic_write_bytes(self.rundir.vis / f"epoch_{epoch:04d}.npz", buf.getvalue())
+
+    def _model_payload(self, epoch: int, step: int, val_loss: float | None = None) -> dict[str, Any]:
+        return {"run_id": self.run_id, "config": self.config.to_dict(), "epoch": epoch, "step": step,
+                "val_loss": val_loss, "model": distributed.unwrap(self.model).state_dict(),
+                "normalization": self.norm.to_dict(), "loss_units": self.scales.to_dict()}
+
+    def _progress_summary(self, state: dict) -> None:
+        self.summary.update(best_val_loss=state["best"]["val_loss"], flops=state["flops"],
+                            samples_seen=state["samples_seen"], steps=state["step"],
+                            epochs_completed=state["epoch"], wall_s=self._wall())
+        self._write_summary()
+
+
+def _rotation_fns():
+    """rotate(batch, generator, n_global, local_idx): the global batch's rotations, this shard's part."""
+    try:
+        from matscale.models.symmetry import random_rotations, rotate_batch
+    except ImportError as exc:
+        raise ConfigError(f"rotation_augment needs matscale.models.symmetry ({exc})") from exc
+
+    def rotate(batch, generator, n_global, local_idx):
+        R = random_rotations(n_global, generator)[torch.as_tensor(local_idx)]
+        return rotate_batch(batch, R)
+
+    return rotate
