@@ -39,21 +39,27 @@ def _forward(model, batch, device, precision):
     return {k: pred[k].detach().float() for k in ("energy", "forces", "stress")}
 
 
-def evaluate(model: torch.nn.Module, dataset, weights: LossWeights, scales: LossScales, *,
-             indices: Sequence[int] | None = None, batch_size: int = 32, device: str | torch.device = "cpu",
-             precision: str = "none", reduce: bool = True) -> LossMeter:
-    """Accumulated errors of `model` on `dataset[indices]` (all structures by default)."""
+def _predictions(model: torch.nn.Module, dataset, indices, batch_size: int, device, precision: str):
+    """Yield (batch on `device`, model output) over `dataset[indices]` (all by default) in eval
+    mode; the model's train/eval mode is restored afterwards."""
     indices = np.arange(len(dataset)) if indices is None else np.asarray(indices)
-    meter = LossMeter(weights, scales)
     was_training = model.training
     model.eval()
     try:
         for batch in _batches(dataset, indices, batch_size):
             batch = batch.to(device)
-            pred = _forward(model, batch, device, precision)
-            meter.add(errors(pred, batch), batch.num_structures, batch.num_atoms)
+            yield batch, _forward(model, batch, device, precision)
     finally:
         model.train(was_training)
+
+
+def evaluate(model: torch.nn.Module, dataset, weights: LossWeights, scales: LossScales, *,
+             indices: Sequence[int] | None = None, batch_size: int = 32, device: str | torch.device = "cpu",
+             precision: str = "none", reduce: bool = True) -> LossMeter:
+    """Accumulated errors of `model` on `dataset[indices]` (all structures by default)."""
+    meter = LossMeter(weights, scales)
+    for batch, pred in _predictions(model, dataset, indices, batch_size, device, precision):
+        meter.add(errors(pred, batch), batch.num_structures, batch.num_atoms)
     if reduce:
         meter.all_reduce()
     return meter
@@ -66,24 +72,16 @@ def parity(model: torch.nn.Module, dataset, *, indices: Sequence[int] | None = N
     energy_per_atom_true/pred (B,) eV/atom, forces_true/pred (ΣN, 3) eV/Å,
     stress_true/pred (B, 3, 3) eV/Å³, natoms (B,), numbers (ΣN,).
     """
-    indices = np.arange(len(dataset)) if indices is None else np.asarray(indices)
     out: dict[str, list] = {k: [] for k in ("energy_per_atom_true", "energy_per_atom_pred", "forces_true",
                                             "forces_pred", "stress_true", "stress_pred", "natoms", "numbers")}
-    was_training = model.training
-    model.eval()
-    try:
-        for batch in _batches(dataset, indices, batch_size):
-            batch = batch.to(device)
-            pred = _forward(model, batch, device, precision)
-            n = batch.natoms.double()
-            out["energy_per_atom_true"].append(batch.energy.double() / n)
-            out["energy_per_atom_pred"].append(pred["energy"].double() / n)
-            out["forces_true"].append(batch.forces.double())
-            out["forces_pred"].append(pred["forces"].double())
-            out["stress_true"].append(batch.stress.double())
-            out["stress_pred"].append(pred["stress"].double())
-            out["natoms"].append(batch.natoms)
-            out["numbers"].append(batch.numbers)
-    finally:
-        model.train(was_training)
+    for batch, pred in _predictions(model, dataset, indices, batch_size, device, precision):
+        n = batch.natoms.double()
+        out["energy_per_atom_true"].append(batch.energy.double() / n)
+        out["energy_per_atom_pred"].append(pred["energy"].double() / n)
+        out["forces_true"].append(batch.forces.double())
+        out["forces_pred"].append(pred["forces"].double())
+        out["stress_true"].append(batch.stress.double())
+        out["stress_pred"].append(pred["stress"].double())
+        out["natoms"].append(batch.natoms)
+        out["numbers"].append(batch.numbers)
     return {k: torch.cat(v).cpu().numpy() if v else np.zeros(0) for k, v in out.items()}

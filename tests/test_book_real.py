@@ -1,0 +1,110 @@
+"""The real book, built from the committed default study, opened page by page in headless Chromium.
+
+`make book` builds the same pages; here the build goes to a temporary folder and the dataset page
+reads the tiny dataset (MATSCALE_DATA), so the test needs neither the 20,000-structure default set
+nor a writable checkout. Every page of _toc.yml must build, every chart on it must draw (Vega SVG
+views counted against the charts in the HTML) with all remote requests sent to a dead proxy, no
+page may ask for a remote URL, and the study pages must carry what the book promises: for each
+architecture of the default study a data and a parameter scaling fit with a band and exponents
+with confidence intervals, one comparison table, and the compute frontier.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from filelock import FileLock
+
+from test_book_render import _RemoteSources, chromium, open_page, shared_tmp  # noqa: F401 (fixtures)
+
+REPO = Path(__file__).resolve().parents[1]
+JUPYTER_BOOK = Path(sys.executable).parent / "jupyter-book"
+STUDY_ARCHS = ("schnet", "equiformer_v2", "transformer")
+
+
+def toc_pages() -> list[str]:
+    toc = yaml.safe_load((REPO / "_toc.yml").read_text())
+    pages = [toc["root"]]
+    for part in toc.get("parts", [{"chapters": toc.get("chapters", [])}]):
+        pages += [c["file"] for c in part["chapters"]]
+    return pages
+
+
+@pytest.fixture(scope="session")
+def real_book(shared_tmp, tiny_data_root) -> Path:  # noqa: F811
+    """The real book's HTML folder, built once per test session (xdist workers share it)."""
+    out, marker = shared_tmp / "real_book", shared_tmp / "real_book.json"
+    with FileLock(str(shared_tmp / "real_book.lock")):
+        if not marker.exists():
+            env = {**os.environ, "MATSCALE_DATA": str(tiny_data_root),
+                   "MATSCALE_FIGURES_DIR": str(out / "figures"), "MATSCALE_CACHE_DIR": str(shared_tmp / "asset-cache"),
+                   "OMP_NUM_THREADS": "1"}
+            start = time.perf_counter()
+            result = subprocess.run([str(JUPYTER_BOOK), "build", "-W", "-n", "--keep-going", "--path-output",
+                                     str(out), str(REPO)], cwd=REPO, capture_output=True, text=True, timeout=1500,
+                                    env=env)
+            marker.write_text(json.dumps({"rc": result.returncode, "seconds": time.perf_counter() - start,
+                                          "log": (result.stdout + result.stderr)[-8000:]}))
+    info = json.loads(marker.read_text())
+    assert info["rc"] == 0, f"the book did not build (rc={info['rc']}):\n{info['log']}"
+    return out / "_build" / "html"
+
+
+def _visible_text(html: str) -> str:
+    html = re.sub(r"<(script|style)\b.*?</\1>", "", html, flags=re.S)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+def test_the_default_study_is_committed():
+    """The book is rebuilt from committed results: every planned point has its run folder."""
+    from matscale import study
+
+    table = study.results("default")
+    done = table[table["finished"]]
+    assert table["finished"].all(), study.status_table(table).to_string()
+    tracked = subprocess.run(["git", "ls-files", "runs"], cwd=REPO, capture_output=True, text=True).stdout.split()
+    assert not [t for t in tracked if "/checkpoints/" in t], "checkpoints are committed"
+    for arch in STUDY_ARCHS:
+        assert (done["arch"] == arch).sum() >= 8, arch
+
+
+@pytest.mark.parametrize("page", toc_pages())
+def test_every_page_draws_its_charts_offline(real_book, chromium, tmp_path, page):  # noqa: F811
+    path = real_book / f"{page}.html"
+    assert path.is_file(), f"{page} was not built"
+    html = path.read_text()
+    parser = _RemoteSources()
+    parser.feed(html)
+    assert parser.remote == [], f"{page} loads remote resources: {parser.remote}"
+    n_charts = html.count('class="matscale-vega-chart"')
+    dom, requests = open_page(chromium, path, tmp_path / "chromium")
+    assert dom.count('class="marks"') == n_charts, f"{page}: not every one of its {n_charts} charts drew"
+    shown = _visible_text(dom)
+    assert "Chart failed to render" not in shown and "Traceback" not in shown
+    assert requests == [], f"{page} requested remote URLs: {requests}"
+
+
+def test_the_study_pages_show_fits_with_uncertainty_for_every_architecture(real_book):
+    pages = {name: _visible_text((real_book / "book" / f"{name}.html").read_text())
+             for name in ("data_scaling", "parameter_scaling", "compute_scaling", "architectures")}
+    for name in ("data_scaling", "parameter_scaling"):
+        text = pages[name]
+        assert "95% CI" in text and "AICc" in text and "±" in text, name
+        for arch in STUDY_ARCHS:
+            assert arch in text, (name, arch)
+        assert "no fit" not in text, f"{name}: an architecture has no fit"
+    assert "gamma" in pages["compute_scaling"] and "front" in pages["compute_scaling"]
+    table = pages["architectures"]
+    for arch in STUDY_ARCHS:
+        assert arch in table
+    assert "compute exponent γ" in table and "±" in table
+    for name in ("data_scaling", "parameter_scaling", "compute_scaling", "architectures"):
+        html = (real_book / "book" / f"{name}.html").read_text()
+        assert html.count('class="matscale-vega-chart"') >= 1, name
