@@ -31,6 +31,21 @@ EXPECT = {
 }
 
 
+# what must be in each executed page's outputs (not only in its code)
+EXPECT_OUTPUT = {
+    "architectures": ["force L2MAE (meV/Å)", "linear"],
+}
+
+
+def _outputs(nb) -> str:
+    texts = []
+    for cell in nb.cells:
+        for o in cell.get("outputs", []):
+            texts.append(o.get("text", "") if o.output_type == "stream" else "")
+            texts += [str(v) for v in o.get("data", {}).values()]
+    return "\n".join(texts)
+
+
 def _run(name: str, tmp_path: Path, params: list[str]) -> str:
     out = tmp_path / f"{name}.ipynb"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MATSCALE_FIGURES_DIR": str(tmp_path / "figures")}
@@ -39,6 +54,9 @@ def _run(name: str, tmp_path: Path, params: list[str]) -> str:
                           timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-4000:]
     nb = nbformat.read(out, as_version=4)
+    shown = _outputs(nb)
+    for needle in EXPECT_OUTPUT.get(name, []):
+        assert needle in shown, f"{name}: {needle!r} is not in any output"
     texts = []
     for cell in nb.cells:  # the page as a reader sees it: sources and every output's text
         texts.append(cell.source)
