@@ -19,7 +19,9 @@ and a planned point that has not run yet shows up as "missing" instead of vanish
     equivariance(table, archs) -> DataFrame  rotation error of each run's best checkpoint (cached)
     comparison(data, params, frontier, joint fits) -> DataFrame   exponents ± CI side by side;
         exponent_rows(...) (for the chart)
+    archive(study, runs_root) -> [Path]      move the study's run folders to runs/_archive/<time>/
     python -m matscale.study [STUDY]         status, and equivariance measured before committing runs/
+    python -m matscale.study STUDY --archive the first step of `make study` (rerun from scratch)
 
 Columns of `results`: the point's settings, `status` (completed, stopped_early, failed,
 running or missing), `finished`, `params` (non-embedding parameters N), `params_total`,
