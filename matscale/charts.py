@@ -437,8 +437,12 @@ def scaling_fit(
     height: int = 260,
     title: str | None = None,
     span: str = "all",
+    reference: Mapping[str, float] | None = None,
 ) -> alt.LayerChart:
     """Measured points (with ±`sigma` error bars), the fitted law and its uncertainty band.
+
+    `reference` draws labelled dashed horizontal lines at fixed y values, e.g. the linear
+    baseline's loss {"linear baseline": 42.4}: the level a model must get below.
 
     `fit_result` is one fit (with `predict`/`band`) or, when `color` names a grouping
     column, a mapping {group value: fit}; None draws the points only. The curve spans the
@@ -483,6 +487,15 @@ def scaling_fit(
                     if (data[color] == label).any() else grid for label in fits}
         layers = _fit_layers(fits, grid, x.replace("_", " "), y.replace("_", " "), color, log, band, level,
                              color or "curve") + layers
+    if reference:
+        refs = pd.DataFrame({"reference": list(reference), y: [float(v) for v in reference.values()]})
+        refs = refs[np.isfinite(refs[y]) & ((refs[y] > 0) if log else True)]
+        if len(refs):
+            ry = alt.Y(f"{y}:Q", scale=_scale(log))
+            layers.append(alt.Chart(refs).mark_rule(color="gray", strokeDash=[5, 4]).encode(
+                y=ry, tooltip=[alt.Tooltip("reference:N"), alt.Tooltip(f"{y}:Q", format=".4g")]))
+            layers.append(alt.Chart(refs).mark_text(align="left", baseline="bottom", dx=4, dy=-2, color="gray",
+                                                    fontSize=10).encode(y=ry, x=alt.value(0), text="reference:N"))
     return alt.layer(*layers).properties(width=width, height=height, title=title or f"{y} vs {x}")
 
 

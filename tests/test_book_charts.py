@@ -193,6 +193,22 @@ def test_scaling_fit_groups_and_points_only():
         charts.scaling_fit(pts, "D", "val_loss", {"a": no_band}, color="arch")
 
 
+def test_scaling_fit_reference_lines():
+    """Baselines are dashed horizontal rules with their label; values a log axis cannot show are dropped."""
+    pts = pd.DataFrame({"N": [1e3, 1e4, 1e5], "val_loss": [0.8, 0.4, 0.2]})
+    spec = charts.scaling_fit(pts, "N", "val_loss", PowerFit(),
+                              reference={"linear baseline": 0.9, "nonsense": -1.0, "missing": float("nan")}).to_dict()
+    marks = [layer["mark"]["type"] for layer in spec["layer"]]
+    assert marks == ["area", "line", "point", "rule", "text"]
+    rule, text = spec["layer"][3], spec["layer"][4]
+    assert rule["mark"]["strokeDash"] and "x" not in rule["encoding"]  # spans the whole width
+    assert text["encoding"]["text"]["field"] == "reference"
+    refs = [r for r in data_of(spec) if "reference" in r]
+    assert refs == [{"reference": "linear baseline", "val_loss": 0.9}]
+    assert [layer["mark"]["type"] for layer in charts.scaling_fit(pts, "N", "val_loss", reference={}).to_dict()
+            ["layer"]] == ["point"]
+
+
 def test_frontier_layers():
     curves = pd.concat([metrics_table(run="small"), metrics_table(run="big").assign(flops=lambda d: d.flops * 10)])
     front = pd.DataFrame({"flops": [1e12, 2e13, 6e13], "val_loss": [4.0, 1.0, 0.7]})
