@@ -74,6 +74,8 @@ class TrainConfig:
     device: str = _f("auto", "cpu, cuda, cuda:N or auto (cuda when available)", hashed=False, group="system")
     run_root: str = _f("runs", "folder holding run folders (relative: to the repository root)",
                        hashed=False, group="system")
+    tensorboard: bool = _f(False, "also write TensorBoard scalars to <run_dir>/tensorboard/ "
+                                  "(needs the tensorboard package)", hashed=False, group="system")
 
     def __post_init__(self) -> None:
         # accept "a,b" or any sequence for subsets (papermill and the CLI pass strings)

@@ -41,6 +41,7 @@ from matscale.errors import ConfigError, MatscaleError
 from matscale.runs import FINISHED, RunDir, atomic_write_bytes, resolve_root
 from matscale.train import checkpoint, distributed, flops
 from matscale.train.data import loss_unit_structures, natoms_of, open_datasets
+from matscale.train.logs import TENSORBOARD_DIR, RunLog
 from matscale.train.loss import LossMeter, LossScales, LossWeights, loss
 from matscale.train.normalization import Normalization, fit_normalization
 from matscale.train.schedule import make_scheduler
@@ -108,6 +109,7 @@ class _Trainer:
         self.weights = LossWeights.from_config(config)
         self.summary: dict[str, Any] = {}
         self.rows: list[dict[str, Any]] = []
+        self.log = RunLog.disabled()  # per-validation log lines / TensorBoard (train/logs.py)
 
     # -- run folder -----------------------------------------------------------------------------
     def _prepare_folder(self) -> dict | None:
@@ -220,6 +222,9 @@ class _Trainer:
         row = {"epoch": 0, "step": 0, "samples_seen": len(self.train_set), "atoms_seen": int(self.natoms.sum()),
                "flops": 0.0, "wall_s": self._wall(), "lr": 0.0, **train, **val}
         self.rows = [row]
+        self._open_log(0, {"step": 0, "samples_seen": 0})
+        self.log.validation(row)
+        self.log.close()
         if self.info.is_main:
             self.rundir.write_metrics(self.rows)
             payload = self._model_payload(epoch=0, step=0, val_loss=val["val_loss"])
@@ -294,6 +299,7 @@ class _Trainer:
             train_meter.load_state_dict(ckpt["train_meter"])
             grad_norms = list(ckpt["grad_norms"])
 
+        self._open_log(total_steps, state)
         from tqdm import tqdm
 
         epochs_bar = tqdm(total=cfg.epochs, initial=state["epoch"], desc=self.run_id, unit="epoch",
@@ -377,6 +383,7 @@ class _Trainer:
                     break
         finally:
             epochs_bar.close()
+            self.log.close()
         best = state["best"]
         final = self.rows[-1] if self.rows else {}
         best_row = next((r for r in self.rows if r["step"] == best["step"]), {})
@@ -399,6 +406,7 @@ class _Trainer:
                "grad_norm": float(np.mean(grad_norms)) if grad_norms else float("nan"),
                **(train_meter.result("train") if not train_meter.empty else {}), **val}
         self.rows.append(row)
+        self.log.validation(row)
         best = state["best"]
         improved = best["val_loss"] is None or val["val_loss"] < best["val_loss"]
         if improved:
@@ -411,6 +419,13 @@ class _Trainer:
                 checkpoint.save(self.rundir.checkpoints / "best.pt",
                                 self._model_payload(state["epoch"], state["step"], val_loss=val["val_loss"]))
         return bool(cfg.patience) and best["bad_validations"] >= cfg.patience
+
+    def _open_log(self, total_steps: int, state: dict) -> None:
+        """Log lines when stdout is no terminal, TensorBoard when asked for; rank 0 only."""
+        if self.info.is_main:
+            tb = self.rundir.path / TENSORBOARD_DIR if self.config.tensorboard else None
+            self.log = RunLog(self.run_id, self.config.epochs, total_steps, tensorboard_dir=tb,
+                              start_step=state["step"], start_samples=state["samples_seen"])
 
     def _validate(self) -> dict[str, float]:
         idx = np.array_split(np.arange(len(self.val_set)), self.info.world_size)[self.info.rank]
