@@ -8,7 +8,7 @@
     runs/<run_id>/checkpoints/   last.pt, best.pt (git-ignored)
     runs/<run_id>/vis/           parity data written every `vis_every` epochs (optional)
 
-    load(root) -> DataFrame, one row per run (summary + config columns)
+    load(root) -> DataFrame, one row per run (study + summary + config columns)
     metrics(run, root) -> DataFrame of one run's metrics.csv
     all_metrics(root) -> every run's metrics rows with a run_id column
 """
@@ -205,7 +205,11 @@ def run_dirs(root: str | Path | None = "runs") -> list[Path]:
 
 
 def load(root: str | Path | None = "runs") -> pd.DataFrame:
-    """One row per run: run_id, run_dir, the resolved config's fields and the summary's fields."""
+    """One row per run: run_id, run_dir, study (the studies whose sweep planned it, comma-separated;
+    see `matscale.membership`), the resolved config's fields and the summary's fields."""
+    from matscale.membership import studies
+
+    member = studies(root)
     rows = []
     for path in run_dirs(root):
         run = RunDir(path)
@@ -214,7 +218,7 @@ def load(root: str | Path | None = "runs") -> pd.DataFrame:
             cfg = run.read_config() if run.config_path.exists() else {}
         except MatscaleError:
             continue  # half-written folders of other processes are skipped, not fatal
-        row = {"run_id": path.name, "run_dir": str(path)}
+        row = {"run_id": path.name, "run_dir": str(path), "study": ",".join(member.get(path.name, [])) or None}
         row.update({k: (",".join(v) if isinstance(v, list) else v) for k, v in cfg.get("config", {}).items()})
         row.update({k: v for k, v in summary.items() if not isinstance(v, (dict, list))})
         row["git_commit"] = (cfg.get("git") or {}).get("commit")

@@ -22,6 +22,7 @@ import pandas as pd
 
 from matscale.config import TrainConfig
 from matscale.errors import ConfigError
+from matscale.membership import record as record_study
 from matscale.runs import atomic_write_text, resolve_root
 from matscale.sweep.executors import LocalExecutor, SlurmExecutor, visible_gpus
 from matscale.sweep.point import (SWEEP_DIR, Point, action_for, default_notebook, notebook_parameters, run_point,
@@ -137,6 +138,7 @@ def run_sweep(configs: Sequence[TrainConfig], executor: str | LocalExecutor | Sl
     run_root = Path(points[0].config["run_root"]) if points else (
         Path(rows[0]["run_dir"]).parent if rows else resolve_root(root))
     record = run_root / RECORD_DIR / f"{name}.csv"
+    record_study(run_root, name, [p.run_id for p in points] + [r["run_id"] for r in rows if r["action"] != "invalid"])
     if isinstance(ex, SlurmExecutor):
         ex.folder = ex.folder or run_root / RECORD_DIR / f"{name}-submitit"
         ex.parameters.setdefault("name", f"matscale-{name}")
