@@ -22,6 +22,10 @@ from matscale.book.assets import MATHJAX_JS, VEGA_JS, write_static
 from matscale.book.render import CHART_CLASS, strip_static
 
 
+BOOK_CSS = "matscale-book.css"
+_OWN_STATIC = Path(__file__).resolve().parent / "static"  # matscale-book.css
+
+
 def _static_dir(app) -> Path:
     return Path(app.doctreedir) / "matscale_offline"
 
@@ -30,7 +34,7 @@ def _config_inited(app, config) -> None:
     # Sphinx checks that static folders exist right after this event; the files follow
     # in `builder-inited`, only for HTML builds
     _static_dir(app).mkdir(parents=True, exist_ok=True)
-    config.html_static_path = [*config.html_static_path, str(_static_dir(app))]
+    config.html_static_path = [*config.html_static_path, str(_static_dir(app)), str(_OWN_STATIC)]
     config.mathjax_path = MATHJAX_JS
 
 
@@ -47,6 +51,7 @@ def _page_context(app, pagename, templatename, context, doctree) -> None:
 
 def setup(app):
     app.connect("config-inited", _config_inited)
+    app.add_css_file(BOOK_CSS)
     app.connect("builder-inited", _builder_inited)
     app.connect("html-page-context", _page_context)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
