@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import pandas as pd
 
@@ -36,7 +37,7 @@ CURVE_COLUMNS = ("run_id", "study", "arch", "size", "seed", "frac", "N", "D", "e
 _MAES = {"energy_mae_meV_atom": "val_energy_mae_eV_atom", "force_l2mae_meV_A": "val_force_l2mae_eV_A",
          "stress_mae_meV_A3": "val_stress_mae_eV_A3"}
 _LS = ("run_id", "study", "status", "arch", "size", "frac", "seed", "n_train", "params_non_embedding",
-       "best_val_loss", "wall_s")
+       "best_val_loss", "wall_s", "ckpt")
 
 
 def table(root: str = "runs", study: str | None = None, status: str | None = None) -> pd.DataFrame:
@@ -55,7 +56,8 @@ def table(root: str = "runs", study: str | None = None, status: str | None = Non
 
 def nominal_size(df: pd.DataFrame) -> pd.Series:
     """Mean training-set size of the runs sharing dataset, subsets and fraction (see D above)."""
-    keys = [k for k in ("data", "subsets", "frac") if k in df.columns]
+    data = "data_fingerprint" if "data_fingerprint" in df.columns else "data"
+    keys = [k for k in (data, "subsets", "frac") if k in df.columns]
     filled = df[keys].map(lambda v: "" if v is None or v != v else str(v))
     return df.groupby([filled[k] for k in keys], dropna=False)["n_train"].transform("mean").round().astype("Int64")
 
@@ -119,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         if df.empty:
             print(f"no runs under {runs.resolve_root(args.root)}")
             return 0
+        df["ckpt"] = ["best.pt" if (Path(d) / "checkpoints" / "best.pt").exists() else "-" for d in df["run_dir"]]
         cols = [c for c in _LS if c in df.columns]
         view = df[cols].rename(columns={"params_non_embedding": "N", "best_val_loss": "best_val"})
         with pd.option_context("display.max_rows", None, "display.width", 200):

@@ -87,6 +87,19 @@ def load_model_state(model: torch.nn.Module, state: dict[str, torch.Tensor], pat
                               "another architecture or size") from exc
 
 
+def missing_weights_message(run, path: Path) -> str:
+    """Why a run folder has no weights and how to get them (checkpoints are git-ignored)."""
+    summary = run.read_summary() if run.summary_path.exists() else None
+    status = (summary or {}).get("status")
+    if status in ("completed", "stopped_early"):
+        return (f"run {run.run_id} finished but has no {path.name} here: checkpoints are not committed to git "
+                "(the default study ships best.pt only for its best run per architecture). Recreate the weights "
+                f"with `python -m matscale train --config {run.config_path} --force` (training is deterministic "
+                "on CPU), or pick a run that has them: `python -m matscale runs ls` (column ckpt)")
+    return (f"run {run.run_id} has no {path.name} (status {status or 'unknown'}): train it first, e.g. "
+            f"`python -m matscale train --config {run.config_path} --resume`")
+
+
 def load_model(run_dir: str | Path, which: str = "best", device: str | torch.device = "cpu"):
     """(model in eval mode, TrainConfig, checkpoint dict) of a run folder's `which` checkpoint.
 
@@ -103,6 +116,8 @@ def load_model(run_dir: str | Path, which: str = "best", device: str | torch.dev
     meta = run.read_config()
     config = TrainConfig.from_dict(meta["config"])
     path = Path(which) if str(which).endswith(".pt") else run.checkpoints / f"{which}.pt"
+    if not path.exists():
+        raise CheckpointError(missing_weights_message(run, path))
     ckpt = load(path, run_id=meta.get("run_id", run.run_id), map_location=device)
     model = models.build(config.arch, config.size)
     load_model_state(model, ckpt["model"], path)
