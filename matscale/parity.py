@@ -16,20 +16,37 @@ from pathlib import Path
 import pandas as pd
 
 from matscale import runs
-from matscale.membership import members
 
 WEIGHTS = Path("checkpoints") / "best.pt"
 # (label, true key, pred key, unit) of the parity arrays (matscale.train.validation.parity), x 1e3
-PANELS = (("energy per atom", "energy_per_atom", "meV/atom"), ("force components", "forces", "meV/Å"),
-          ("stress components", "stress", "meV/Å³"))
+PANELS = (("energy per atom", "energy_per_atom", "meV/atom"), ("force", "forces", "meV/Å"),
+          ("stress", "stress", "meV/Å³"))
 
 
-def best_runs(study: str = "default", root: str | Path = "runs") -> pd.DataFrame:
+def study_run_ids(study: str | Path = "default") -> set[str]:
+    """The run ids a study plans: `study` names book/sweeps/<study>.yaml or is a sweep file's path."""
+    from matscale.sweep import expand
+
+    path = Path(study)
+    if not path.suffix:
+        from matscale.runs import repo_root
+
+        path = (repo_root() or Path.cwd()) / "book" / "sweeps" / f"{study}.yaml"
+    ids = set()
+    for config in expand(path):
+        try:
+            ids.add(config.validate(check_device=False).run_id())
+        except Exception:  # an invalid point has no run folder to show
+            continue
+    return ids
+
+
+def best_runs(study: str | Path = "default", root: str | Path = "runs") -> pd.DataFrame:
     """The finished trainable run with the lowest best validation loss, per architecture."""
     df = runs.load(root)
     if df.empty:
         return pd.DataFrame(columns=["arch", "run_id", "run_dir", "has_weights"])
-    df = df[df["run_id"].isin(set(members(root, study))) & df["status"].isin(runs.FINISHED)]
+    df = df[df["run_id"].isin(study_run_ids(study)) & df["status"].isin(runs.FINISHED)]
     df = df[df["trainable"].fillna(False).astype(bool) & df["best_val_loss"].notna()]
     best = df.loc[df.groupby("arch")["best_val_loss"].idxmin()].sort_values("best_val_loss")
     best = best.assign(params=best["params_non_embedding"],
@@ -38,7 +55,7 @@ def best_runs(study: str = "default", root: str | Path = "runs") -> pd.DataFrame
         .reset_index(drop=True)
 
 
-def parity_page(study: str = "default", root: str | Path = "runs", limit: int = 256, size: int = 170,
+def parity_page(study: str = "default", root: str | Path = "runs", limit: int = 256, size: int = 150,
                 data: str | None = None):
     """(errors per architecture, parity chart (rows: architectures) or None, notes).
 
@@ -56,14 +73,15 @@ def parity_page(study: str = "default", root: str | Path = "runs", limit: int = 
                          f"`python -m matscale train --config {Path(r.run_dir) / 'config.json'} --force`")
             continue
         pred = predictions(r.run_dir, split="val", data=data, limit=limit)
-        row = {"arch": r.arch, "size": r.size, "frac": r.frac, "N": r.params, "run_id": r.run_id,
+        row = {"arch": r.arch, "size": r.size, "frac": r.frac, "N": r.params,
                "val structures": int(len(pred["energy_per_atom_true"]))}
         line = []
         for label, key, unit in PANELS:
             true, est = 1e3 * pred[f"{key}_true"], 1e3 * pred[f"{key}_pred"]
             row[f"{label} MAE ({unit})"] = float(abs(est - true).mean())
-            line.append(charts.parity(true, est, label, unit, size=size, max_points=3000,
-                                      title=f"{r.arch}-{r.size}: {label}"))
+            line.append(charts.parity(true, est, label + (" components" if key != "energy_per_atom" else ""),
+                                      unit, size=size, max_points=3000, title=f"{r.arch}-{r.size}: {label}"))
+        row["run"] = r.run_id
         rows.append(row)
         panels.append(alt.hconcat(*line))
     chart = alt.vconcat(*panels) if panels else None
