@@ -80,9 +80,10 @@ def parity_page(study: str = "default", root: str | Path = "runs", limit: int = 
             true, est = 1e3 * pred[f"{key}_true"], 1e3 * pred[f"{key}_pred"]
             row[f"{label} MAE ({unit})"] = float(abs(est - true).mean())
             line.append(charts.parity(true, est, label + (" components" if key != "energy_per_atom" else ""),
-                                      unit, size=size, max_points=3000, title=f"{r.arch}-{r.size}: {label}"))
+                                      unit, size=size, max_points=3000, title=label))
         row["run"] = r.run_id
         rows.append(row)
-        panels.append(alt.hconcat(*line))
+        panels.append(alt.hconcat(*line, title=alt.TitleParams(f"{r.arch}-{r.size} (best run, frac {r.frac:g})",
+                                                               anchor="start")))
     chart = alt.vconcat(*panels) if panels else None
     return pd.DataFrame(rows), chart, notes
