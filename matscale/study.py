@@ -129,6 +129,7 @@ def results(study: str | Path = "default", runs_root: str | Path = "runs",
 
     `runs_root` is resolved like everywhere in matscale: relative to the repository root.
     """
+    from matscale.run_summary import RunSummary
     from matscale.runs import FINISHED, RunDir, resolve_root
 
     table = plan(study)
@@ -146,12 +147,13 @@ def results(study: str | Path = "default", runs_root: str | Path = "runs",
         row.update({v: np.nan for v in _SUMMARY.values()})
         row.update(status="missing", error=None, run_dir=str(root / point["run_id"]))
         try:
-            summary = RunDir(root / point["run_id"]).read_summary()
+            raw = RunDir(root / point["run_id"]).read_summary()
+            summary = RunSummary.from_dict(raw) if raw is not None else None
         except MatscaleError as exc:  # a half-written or corrupt summary
-            summary = {"status": "failed", "error": str(exc)}
+            summary = RunSummary(status="failed", error=str(exc))
         for key, name in _SUMMARY.items():
-            if summary and key in summary and summary[key] is not None:
-                row[name] = summary[key]
+            if summary is not None and summary.get(key) is not None:
+                row[name] = summary.get(key)
         if not point["valid"]:
             row.update(status="failed", error="invalid settings (see python -m matscale sweep)")
         rows.append(row)
