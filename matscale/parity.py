@@ -21,6 +21,8 @@ WEIGHTS = Path("checkpoints") / "best.pt"
 # (label, true key, pred key, unit) of the parity arrays (matscale.train.validation.parity), x 1e3
 PANELS = (("energy per atom", "energy_per_atom", "meV/atom"), ("force", "forces", "meV/Å"),
           ("stress", "stress", "meV/Å³"))
+# short axis names (three panels side by side must fit the book's column at 1300 px)
+_AXIS = {"energy_per_atom": "E per atom", "forces": "F component", "stress": "σ component"}
 
 
 def study_run_ids(study: str | Path = "default") -> set[str]:
@@ -55,7 +57,7 @@ def best_runs(study: str | Path = "default", root: str | Path = "runs") -> pd.Da
         .reset_index(drop=True)
 
 
-def parity_page(study: str = "default", root: str | Path = "runs", limit: int = 256, size: int = 150,
+def parity_page(study: str = "default", root: str | Path = "runs", limit: int = 256, size: int = 140,
                 data: str | None = None):
     """(errors per architecture, parity chart (rows: architectures) or None, notes).
 
@@ -78,9 +80,12 @@ def parity_page(study: str = "default", root: str | Path = "runs", limit: int = 
         line = []
         for label, key, unit in PANELS:
             true, est = 1e3 * pred[f"{key}_true"], 1e3 * pred[f"{key}_pred"]
-            row[f"{label} MAE ({unit})"] = float(abs(est - true).mean())
-            line.append(charts.parity(true, est, label + (" components" if key != "energy_per_atom" else ""),
-                                      unit, size=size, max_points=3000, title=label))
+            mae = float(abs(est - true).mean())
+            row[f"{label} MAE ({unit})"] = float(f"{mae:.4g}")
+            panel = charts.parity(true, est, _AXIS[key], unit, size=size, max_points=3000, title=label)
+            # the subtitle on two short lines, so that it never widens a panel
+            line.append(panel.properties(title=alt.TitleParams(
+                label, subtitle=[f"MAE {mae:.4g} {unit}", f"{true.size:,} values"])))
         row["run"] = r.run_id
         rows.append(row)
         panels.append(alt.hconcat(*line, title=alt.TitleParams(f"{r.arch}-{r.size} (best run, frac {r.frac:g})",
