@@ -9,8 +9,7 @@ VASP OUTCAR/vasprun.xml, ...) becomes one row of `OUT/{train,val}/<subset>/data.
 `train --data OUT` and `evaluate` read it like OMat24.
 
 Labels (units and signs: `matscale.data.units`). Without keys, each label is looked up in the
-frame's calculator results, then in `atoms.info` (energy, stress, virial) or `atoms.arrays`
-(forces) under its own name; `--energy-key K` etc. name another key ("none" drops the label).
+frame's calculator results, then in `atoms.info` / `atoms.arrays` under its own name; `--energy-key K` etc. name another key ("none" drops the label).
 Stress comes from the stress key (scaled from `stress_units`) or, when absent, from the virial
 (eV): σ = −W/V. A frame may lack any label but not all of them; missing labels are stored as
 absent and skipped by the loss (label masks). Unreadable input raises DataError naming the file
@@ -101,8 +100,8 @@ def _lookup(atoms, key: str, per_atom: bool):
     results = getattr(atoms.calc, "results", None) or {}
     if results.get(key) is not None:
         return results[key]
-    source = atoms.arrays if per_atom else atoms.info
-    return source.get(key)
+    first, second = (atoms.arrays, atoms.info) if per_atom else (atoms.info, atoms.arrays)
+    return first[key] if key in first else second.get(key)
 
 
 def _finite(value, where: str, label: str) -> np.ndarray:
@@ -231,10 +230,13 @@ def _check_keys(items: list[dict], keys: Keys, paths: list[Path]) -> list[str]:
 
 
 def import_data(sources: Sequence[str | os.PathLike], out: str | os.PathLike, subset: str = "imported",
-                val_frac: float | None = 0.1, val_from: Sequence[str | os.PathLike] | None = None,
+                val_frac: float | None = None, val_from: Sequence[str | os.PathLike] | None = None,
                 group_key: str = "frame", keys: Keys = Keys(), stress_units: str = "eV/A3",
                 seed: int = 0) -> ImportReport:
-    """Read `sources` (and `val_from`), split, and write `out/{train,val}/<subset>/`; see module doc."""
+    """Read `sources` (and `val_from`), split, and write `out/{train,val}/<subset>/`; see module doc.
+
+    val_frac: share of structures (whole groups) for validation, default 0.1; or val_from: files
+    whose frames are the validation split (then every `sources` frame is training)."""
     t0 = time.perf_counter()
     stress_units = stress_unit(stress_units)
     if not sources:
@@ -254,6 +256,11 @@ def import_data(sources: Sequence[str | os.PathLike], out: str | os.PathLike, su
         raise DataError(f"{', '.join(taken)} already exist(s); choose another --subset or --out, or delete it")
     train_paths = [Path(p).expanduser() for p in sources]
     val_paths = [Path(p).expanduser() for p in (val_from or [])]
+    both = sorted({str(p.resolve()) for p in train_paths} & {str(p.resolve()) for p in val_paths})
+    if both:
+        raise ConfigError(f"{both[0]} is both a source and in --val-from; a structure belongs to one split")
+    if len({str(p.resolve()) for p in train_paths + val_paths}) < len(train_paths + val_paths):
+        raise ConfigError("a file is given twice; each source is read once")
     names = _unique_names(train_paths + val_paths)
     items = _load(train_paths + val_paths, keys, stress_units, group_key, names)
     warnings = _check_keys(items, keys, train_paths + val_paths)

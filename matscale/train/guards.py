@@ -21,12 +21,12 @@ def split_warnings(config, n_train: int, n_val: int) -> list[str]:
     """Warnings about small splits (see module doc)."""
     out = []
     if n_val < SMALL:
-        how = f"val_frac={config.val_frac:g} selects" if config.val_frac < 1 else "the validation split has"
-        out.append(f"{how} only {n_val} validation structure(s) (< {SMALL}): validation losses are noise-dominated"
-                   + ("; raise --val-frac (1 uses the whole split)" if config.val_frac < 1
-                      else "; add validation data (e.g. `data import --val-frac` larger)"))
-    if config.frac < 1 and n_train < SMALL:
-        out.append(f"frac={config.frac:g} selects only {n_train} training structure(s) (< {SMALL}); raise --frac")
+        hint = (f"raise --val-frac (now {config.val_frac:g}; 1 uses the whole validation split)" if config.val_frac < 1
+                else "add validation structures (e.g. a larger `data import --val-frac`)")
+        out.append(f"validation uses only {n_val} structure(s) (< {SMALL}): its losses are noise-dominated; {hint}")
+    if n_train < SMALL:
+        hint = f"raise --frac (now {config.frac:g})" if config.frac < 1 else "add training structures"
+        out.append(f"training uses only {n_train} structure(s) (< {SMALL}); {hint}")
     return out
 
 
