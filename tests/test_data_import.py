@@ -186,6 +186,8 @@ def test_bad_input_names_file_and_frame(tmp_path, frames):
         a.info.pop("energy"), a.info.pop("virial"), a.arrays.pop("forces")
     with pytest.raises(DataError, match=r"has an energy, forces or stress label under the keys tried"):
         import_data([write("bare.extxyz", bare)], tmp_path / "o5")
+    with pytest.raises(DataError, match=r"some\.extxyz frame 1: has no energy, forces or stress label"):
+        import_data([write("some.extxyz", [good[0], bare[1], good[2]])], tmp_path / "o5")
     with pytest.raises(DataError, match=r"has no info key 'missing' to group by"):
         import_data([write("g.extxyz", good)], tmp_path / "o6", group_key="missing")
     (tmp_path / "junk.xyz").write_text("this is not\na structure file\n")
@@ -221,3 +223,18 @@ def test_missing_labels_are_stored_as_absent(tmp_path, frames):
     assert not ds[5].pbc.any() and "stress" not in ds[1].calc.results
     report = json.loads((tmp_path / "out" / "import-imported.json").read_text())
     assert report["coverage"]["val"]["stress"] == 4 and report["group_key"] == "frame"
+
+
+def test_readme_section_commands_parse():
+    """The README's "Train on your own data" commands are valid for the CLIs they call."""
+    from matscale.data.cli import _parser
+    from matscale.train.cli import build_parser, config_from_args
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text.split("## Train on your own data", 1)[1].split("\n## ", 1)[0]
+    commands = [line.split("#")[0].split()[3:] for line in section.splitlines() if line.startswith("python -m matscale")]
+    assert [c[0] for c in commands] == ["data", "train"]
+    args = _parser().parse_args(commands[0][1:])
+    assert args.cmd == "import" and args.group_key == "config_type" and args.out == "data/mine"
+    cfg = config_from_args(build_parser().parse_args(commands[1][1:]))
+    assert cfg.data == "data/mine" and cfg.frac == 1 and cfg.val_frac == 1

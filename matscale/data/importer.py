@@ -200,7 +200,8 @@ def _load(paths: list[Path], keys: Keys, stress_units: str, group_key: str, name
                     del clean.arrays[k]
             clean.calc = SinglePointCalculator(clean, **labels)
             items.append({"atoms": clean, "labels": labels, "sid": f"{name}:{i}", "group": group,
-                          "source": name, "frame": i, "first": atoms if i == 0 else None})
+                          "source": name, "frame": i, "first": atoms if i == 0 else None, "where": where,
+                          "keys": _available(atoms) if not labels else None})
     return items
 
 
@@ -213,6 +214,10 @@ def _check_keys(items: list[dict], keys: Keys, paths: list[Path]) -> list[str]:
                         f"(energy {keys.energy or 'energy'}, forces {keys.forces or 'forces'}, stress "
                         f"{keys.stress or 'stress'} / virial {keys.virial or 'virial'}); frame 0 has "
                         f"{_available(first)}: name yours with --energy-key/--forces-key/--stress-key/--virial-key")
+    bare = next((it for it in items if not it["labels"]), None)
+    if bare is not None:
+        raise DataError(f"{bare['where']}: has no energy, forces or stress label under the keys tried; it has "
+                        f"{bare['keys']}; label it or drop the frame")
     warnings = []
     for label in LABELS:
         explicit = [k for k in ((keys.stress, keys.virial) if label == "stress" else (getattr(keys, label),))
