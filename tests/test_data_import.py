@@ -238,3 +238,20 @@ def test_readme_section_commands_parse():
     assert args.cmd == "import" and args.group_key == "config_type" and args.out == "data/mine"
     cfg = config_from_args(build_parser().parse_args(commands[1][1:]))
     assert cfg.data == "data/mine" and cfg.frac == 1 and cfg.val_frac == 1
+
+
+def test_json_flag_prints_and_output_writes_on_every_command(tmp_path, frames, capsys):
+    """--json: JSON on stdout instead of the table; --output FILE: the same JSON in FILE."""
+    from matscale.cli import main as cli_main
+
+    ase.io.write(tmp_path / "s.extxyz", as_info(frames[:6]), format="extxyz")
+    assert cli_main(["data", "import", str(tmp_path / "s.extxyz"), "--out", str(tmp_path / "d"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["structures"]["train"] == 5
+    for argv in (["models", "--arch", "linear"], ["data", "stats", str(tmp_path / "d")]):
+        out = tmp_path / f"{argv[0]}.json"
+        assert cli_main(argv + ["--json", "--output", str(out)]) == 0
+        printed = json.loads(capsys.readouterr().out)
+        assert printed == json.loads(out.read_text())
+        assert cli_main(argv + ["--output", str(out)]) == 0  # without --json: the table, and the file
+        assert not capsys.readouterr().out.lstrip().startswith(("{", "["))
+        assert json.loads(out.read_text()) == printed
