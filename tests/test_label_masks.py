@@ -120,9 +120,9 @@ def test_all_missing_weighted_label_is_a_clear_error_and_weight_zero_trains(tmp_
     row = r.metrics.iloc[-1]
     assert r.status == "completed" and row["val_n_stress"] == 0 and row["train_n_stress"] == 6
     assert np.isnan(row["val_stress_mae_eV_A3"]) and np.isfinite(row["val_loss"])
-    assert r.summary["label_coverage"]["train"]["stress"] == 6
-    # guards: both splits are below 20 structures -> one warning each, in summary.json too
     saved = json.loads((r.run_dir / "summary.json").read_text())
+    assert saved["label_coverage"]["train"]["stress"] == 6 and saved["label_coverage"]["val"]["stress"] == 0
+    # guards: both splits are below 20 structures -> one warning each, in summary.json
     assert len(saved["warnings"]) == 2 and "validation uses only 6 structure(s) (< 20)" in saved["warnings"][0]
     assert "training uses only 12 structure(s)" in saved["warnings"][1]
 
