@@ -20,6 +20,7 @@ from matscale.train.loss import COMPONENTS, PHYSICAL, LossMeter, LossScales, Los
 from matscale.train.normalization import fit_normalization
 
 torch.set_num_threads(1)
+OMAT = LossWeights(2.5, 20.0, 5.0, 5.0)  # the OMat24 weights (TrainConfig defaults)
 
 
 def drop(atoms, *labels):
@@ -51,7 +52,7 @@ def test_batch_flags_and_masked_loss_equal_the_loss_over_labelled_structures(par
     assert batch.has_stress.tolist() == [True, False] + [True] * 6 and not batch.has_forces[2] and not batch.has_energy[3]
     assert torch.isnan(batch.stress[1]).all() and torch.isnan(batch.energy[3])
     pred = noisy_prediction(batch)
-    total, err = loss(pred, batch, LossWeights(), LossScales())
+    total, err = loss(pred, batch, OMAT, LossScales())
     total.backward()
     assert torch.isfinite(total) and all(torch.isfinite(p.grad).all() for p in pred.values())
     assert float(pred["stress"].grad[1].abs().sum()) == 0.0 and float(pred["energy"].grad[3]) == 0.0
@@ -67,7 +68,7 @@ def test_batch_flags_and_masked_loss_equal_the_loss_over_labelled_structures(par
     complete = collate(partial[:1] + partial[4:], labels=True, dtype=torch.float64)
     plain = errors(noisy_prediction(complete), complete)
     assert "mask_energy" not in plain  # fully labelled batches take the unmasked path
-    meter = LossMeter(LossWeights(), LossScales())
+    meter = LossMeter(OMAT, LossScales())
     meter.add(err, batch.num_structures, batch.num_atoms)
     res = meter.result("val")
     assert res["val_n_energy"] == 7 and res["val_n_stress"] == 7
@@ -78,13 +79,13 @@ def test_batch_flags_and_masked_loss_equal_the_loss_over_labelled_structures(par
 
 def test_fully_labelled_metrics_keep_their_columns(emt_structures):
     batch = collate(emt_structures[:6], labels=True, dtype=torch.float64)
-    meter = LossMeter(LossWeights(), LossScales())
-    meter.add(loss(noisy_prediction(batch), batch, LossWeights(), LossScales())[1], 6, batch.num_atoms)
+    meter = LossMeter(OMAT, LossScales())
+    meter.add(loss(noisy_prediction(batch), batch, OMAT, LossScales())[1], 6, batch.num_atoms)
     expected = (["val_loss"] + [f"val_loss_{c}" for c in COMPONENTS] + [f"val_{n}" for n, _ in PHYSICAL.values()])
     assert list(meter.result("val")) == expected  # no n_* columns: the committed metrics stay as they were
     state = meter.state_dict()
     state.pop("labelled")  # a checkpoint from before label masks
-    old = LossMeter(LossWeights(), LossScales())
+    old = LossMeter(OMAT, LossScales())
     old.load_state_dict(state)
     assert old.result("val") == meter.result("val")
 
@@ -93,7 +94,7 @@ def test_conservative_model_with_missing_forces_still_trains(partial):
     model = models.build("schnet", "xs")
     model.set_normalization(fit_normalization(partial).energy_ref, 0.1, 0.5, 0.01)
     batch = collate(partial[:4], labels=True)
-    total, _ = loss(model(batch), batch, LossWeights(), LossScales(0.1, 0.5, 0.01))
+    total, _ = loss(model(batch), batch, OMAT, LossScales(0.1, 0.5, 0.01))
     total.backward()
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     assert torch.isfinite(total) and grads and all(torch.isfinite(g).all() for g in grads)
