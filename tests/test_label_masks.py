@@ -74,7 +74,7 @@ def test_batch_flags_and_masked_loss_equal_the_loss_over_labelled_structures(par
     assert res["val_n_energy"] == 7 and res["val_n_stress"] == 7
     assert res["val_n_forces"] == batch.num_atoms - (hi - lo)
     assert res["val_loss"] == pytest.approx(float(expected), rel=1e-9)
-    assert res["val_energy_mae_eV_atom"] == pytest.approx(float(e), rel=1e-9)
+    assert res["val_energy_mae_eV_atom"] == pytest.approx(float(e.detach()), rel=1e-9)
 
 
 def test_fully_labelled_metrics_keep_their_columns(emt_structures):
