@@ -7,8 +7,8 @@ per-row subset names. Each item is an `ase.Atoms` with a SinglePointCalculator h
 labels (energy eV, forces eV/Å, stress Voigt-6 eV/Å³, ASE sign) and `atoms.info` = the row's
 data (sid, parent_id, ...) plus `subset`. A label missing from a row (real datasets mix
 labels) is simply absent from the calculator; in a `Record` it is NaN-filled, with
-`has_energy` / `has_forces` / `has_stress` saying which are present (see `matscale.data.labels`). The files are opened through ASE's database API
-(`ase.db.connect`, whose `.aselmdb` backend comes from ase_db_backends); rows are fetched
+`has_energy` / `has_forces` / `has_stress` saying which are present (see `matscale.data.labels`).
+The files are opened through ASE's database API (`ase.db.connect`, whose `.aselmdb` backend comes from ase_db_backends); rows are fetched
 by id from its LMDB environment and decoded (orjson, falling back to ASE's JSON decoder).
 """
 from __future__ import annotations

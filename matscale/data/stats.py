@@ -185,7 +185,11 @@ def write_json(df, path: str | os.PathLike) -> None:
 
 def decimals(std: float, lo: int = 0, hi: int = 10) -> int:
     """Decimals that show two significant digits of `std` (4 when it is 0 or undefined)."""
-    if not (isinstance(std, float) or isinstance(std, int)) or not math.isfinite(std) or std <= 0:
+    try:
+        std = float(std)
+    except (TypeError, ValueError):
+        return 4
+    if not math.isfinite(std) or std <= 0:
         return 4
     return int(min(hi, max(lo, 1 - math.floor(math.log10(std)))))
 
