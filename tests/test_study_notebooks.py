@@ -77,6 +77,7 @@ def _check(name: str, text: str, tmp_path: Path) -> None:
         assert needle in text, f"{name}: {needle!r} not on the page"
 
 
+@pytest.mark.slow  # a papermill kernel per page: ~20-30 s each on 2 cores
 @pytest.mark.parametrize("name", STUDY_PAGES)
 def test_study_page_runs_on_the_synthetic_study(name, synthetic_study, tmp_path):
     path, root = synthetic_study

@@ -15,9 +15,9 @@ rank 0 writes. Any exception marks the run failed (summary.json: status, error) 
 
 The loop's state between steps is one `TrainState` (counters, best validation, the train
 metrics since the last validation); `summary.json` is one `RunSummary` (matscale/run_summary.py).
-Fault injection for tests: set the module attribute `after_step` to a callable; it is called
-with the step number after every optimiser step (raise there, or SIGKILL the process, to
-test that `resume=True` continues exactly).
+Hook for tests and benchmarks: set the module attribute `after_step` to a callable; it is
+called with the step number after every optimiser step (tests raise there or SIGKILL the
+process to check that `resume=True` continues exactly; bench/bench_study.py times steps).
 """
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ from matscale.data.batch import collate
 from matscale.errors import ConfigError, MatscaleError
 from matscale.run_summary import RunSummary
 from matscale.runs import FINISHED, RunDir, atomic_write_bytes, resolve_root
-from matscale.train import checkpoint, distributed, flops
+from matscale.train import checkpoint, distributed, flops, guards
 from matscale.train.data import loss_unit_structures, natoms_of, open_datasets
 from matscale.train.logs import TENSORBOARD_DIR, RunLog
 from matscale.train.loss import LossMeter, LossScales, LossWeights, loss
@@ -48,7 +48,7 @@ from matscale.train.validation import autocast, evaluate, parity
 
 VIS_STRUCTURES = 64
 CHECKPOINT_SECONDS = 600.0  # between validations, last.pt is still refreshed this often (s)
-after_step: Callable[[int], None] | None = None  # test hook, called after each optimiser step
+after_step: Callable[[int], None] | None = None  # hook (tests, benchmarks), called after each optimiser step
 
 
 def _now() -> str:
@@ -188,6 +188,10 @@ class _Trainer:
         else:
             self.norm = fit_normalization(self.train_set[i] for i in range(len(self.train_set)))
         self.norm.apply(model)
+        coverage = guards.check_labels(cfg, self.norm, self.val_set)  # DataError when a weighted label is absent
+        warnings = guards.split_warnings(cfg, len(self.train_set), len(self.val_set))
+        guards.report(warnings, self.info.is_main)
+        self.summary.update(warnings=warnings, label_coverage=coverage)
         if ckpt is not None and "loss_units" in ckpt:
             self.scales = LossScales.from_dict(ckpt["loss_units"])
         elif self.unit_source is not None:  # in-memory data: its own training structures define the units
