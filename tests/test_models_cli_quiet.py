@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from matscale.models.quiet_import import NOTICE, stderr_without
 
 
@@ -18,6 +20,7 @@ def test_stderr_filter_drops_only_the_notice(capfd):
     assert err == "a real problem\n"
 
 
+@pytest.mark.slow  # imports fairchem once (~20 s of CPU on 2 cores)
 def test_models_listing_is_quiet_and_cached(tmp_path):
     env = {**os.environ, "MATSCALE_CACHE_DIR": str(tmp_path), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "matscale", "models", "--arch", "esen", "--json"]
