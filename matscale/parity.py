@@ -72,7 +72,8 @@ def parity_page(study: str = "default", root: str | Path = "runs", limit: int = 
     for r in best_runs(study, root).itertuples():
         if not r.has_weights:
             notes.append(f"{r.arch}: its best run {r.run_id} has no weights here; recreate them with "
-                         f"`python -m matscale train --config {Path(r.run_dir) / 'config.json'} --force`")
+                         f"`python -m matscale train --config {Path(r.run_dir) / 'config.json'} --force "
+                         f"--run-root {Path(r.run_dir).parent}`")
             continue
         pred = predictions(r.run_dir, split="val", data=data, limit=limit)
         row = {"arch": r.arch, "size": r.size, "frac": r.frac, "N": r.params,

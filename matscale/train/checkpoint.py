@@ -94,10 +94,11 @@ def missing_weights_message(run, path: Path) -> str:
     if status in ("completed", "stopped_early"):
         return (f"run {run.run_id} finished but has no {path.name} here: checkpoints are not committed to git "
                 "(the default study ships best.pt only for its best run per architecture). Recreate the weights "
-                f"with `python -m matscale train --config {run.config_path} --force` (training is deterministic "
-                "on CPU), or pick a run that has them: `python -m matscale runs ls` (column ckpt)")
+                f"with `python -m matscale train --config {run.config_path} --force --run-root {run.path.parent}` "
+                "(this rewrites the run's results with the new training's, which on CPU match closely but not "
+                "always bit for bit), or pick a run that has them: `python -m matscale runs ls` (column ckpt)")
     return (f"run {run.run_id} has no {path.name} (status {status or 'unknown'}): train it first, e.g. "
-            f"`python -m matscale train --config {run.config_path} --resume`")
+            f"`python -m matscale train --config {run.config_path} --resume --run-root {run.path.parent}`")
 
 
 def load_model(run_dir: str | Path, which: str = "best", device: str | torch.device = "cpu"):
