@@ -38,6 +38,7 @@ from matscale import models
 from matscale.config import TrainConfig
 from matscale.data.batch import collate
 from matscale.errors import ConfigError, MatscaleError
+from matscale.models import graph_cache
 from matscale.runs import FINISHED, RunDir, atomic_write_bytes, resolve_root
 from matscale.train import checkpoint, distributed, flops
 from matscale.train.data import loss_unit_structures, natoms_of, open_datasets
@@ -201,10 +202,13 @@ class _Trainer:
         self.summary["loss_units"] = self.scales.to_dict()
         model.to(self.device)
         self.model = model
-        if not self.spec.trainable:
-            self._fit_baseline()
-        else:
-            self._train(ckpt)
+        # radius graphs recur every epoch unless positions are augmented (graph_cache.py)
+        cache = None if cfg.rotation_augment else graph_cache.GraphCache.from_mb(cfg.graph_cache_mb)
+        with graph_cache.use(cache):
+            if not self.spec.trainable:
+                self._fit_baseline()
+            else:
+                self._train(ckpt)
 
     # -- closed-form baselines ----------------------------------------------------------------
     def _fit_baseline(self) -> None:
