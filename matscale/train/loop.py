@@ -286,6 +286,9 @@ class _Trainer:
         if info.enabled:  # DDP needs to know whether some parameters never get a gradient
             probe = collate([self.train_set[0]], labels=True).to(self.device)
             find_unused = bool(distributed.unused_parameters(model, probe, step_loss))
+        if cfg.compile:  # after the FLOP count (it deep-copies the eager model)
+            from matscale.train.compile import compile_model
+            compile_model(model)
         ddp_model = distributed.wrap(model, info, self.device, find_unused)
         kill_at = int(os.environ.get("MATSCALE_KILL_AT_STEP", "0") or 0)
         raise_at = int(os.environ.get("MATSCALE_RAISE_AT_STEP", "0") or 0)
