@@ -1,7 +1,7 @@
 """Threads or processes: one 2-thread run against two concurrent 1-thread runs, per architecture.
 
     .venv/bin/python bench/bench_parallel.py [--archs fcn:s,transformer:s,schnet:xs,equiformer_v2:xxs]
-                                             [--seconds 6] [--rounds 2] [--cores 2]
+                                             [--seconds 3] [--rounds 1] [--cores 2]
 
 The question a sweep on a CPU machine with C cores faces: give each run C threads and train
 one at a time, or run C single-threaded runs side by side? For each architecture:size, worker
@@ -68,7 +68,7 @@ def launch(arch, size, steps, threads, procs) -> float:
 
 def probe_steps(arch, size, seconds) -> int:
     t = launch(arch, size, 4, 1, 1)
-    return max(4, int(seconds / (t / 4)))
+    return max(4, min(150, int(seconds / (t / 4))))
 
 
 def main(argv=None) -> int:
@@ -78,8 +78,8 @@ def main(argv=None) -> int:
         return 0
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--archs", default="fcn:s,transformer:s,schnet:xs,equiformer_v2:xxs")
-    p.add_argument("--seconds", type=float, default=6.0, help="target length of one timed run")
-    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--seconds", type=float, default=3.0, help="target length of one timed run")
+    p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--cores", type=int, default=2)
     p.add_argument("--device", default="cpu", help="only cpu: the question is about CPU cores")
     args = p.parse_args(argv)

@@ -19,10 +19,14 @@ tokens form each sequence and how to run attention without mixing sequences:
 - "loop": one unmasked attention call per sequence (no padding, no mask, B calls).
 
 `bench/bench_models.py` measures all of them against `nn.TransformerEncoder` padding every
-structure to the batch maximum (same parameters), forward+backward, batches of 32 on CPU:
-see the RATIO lines it prints ("exact" was added to pass 3x at the l size, where bucket
-reached 2.4-2.9x: its per-layer gathers, index_put backward and masked kernels cost ~1/3
-of the packed step). All modes give the same result up to float rounding (tested).
+structure to the batch maximum (same parameters), forward+backward, batches of 32 default-set
+structures, CPU seconds (2026-12-02): exact/padded 2.42x (s), 2.13x (m), 2.06x (l); bucket
+2.37x / 2.06x / 2.04x; loop and block slower. Padding wastes 62% of token rows there, so the
+padded encoder's linear layers do 2.6x the packed work: at d_model 128 (l), where the linear
+layers are ~80% of the packed step, no packing can gain more than ~2.6x on these batches
+(3x is out of reach without changing what the batches hold); "exact" removes the gathers and
+masks, i.e. most of the rest. (Earlier wall-clock figures, 1.4x-2.9x, were inflated by load.)
+All modes give the same result up to float rounding (tested).
 `packed_attention` accepts tokens in their original order (it enters/leaves the layout
 itself) or, with `in_layout=True`, tokens already in `Packing.enter` order.
 """
