@@ -14,16 +14,12 @@ from __future__ import annotations
 
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from matscale.data.batch import collate  # noqa: E402
+from matscale.data.batch import collate
 
 
 def add_device_arg(p) -> None:
