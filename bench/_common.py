@@ -67,11 +67,12 @@ class Clock:
 
 def loss_parts(structures):
     """(weights, scales, normalisation) of the real loss for these structures."""
+    from matscale.config import TrainConfig
     from matscale.train.loss import LossWeights
     from matscale.train.normalization import fit_normalization
 
     norm = fit_normalization(structures)
-    return LossWeights(), norm.loss_scales(), norm
+    return LossWeights.from_config(TrainConfig()), norm.loss_scales(), norm
 
 
 def make_trainer(model, structures, device: str, lr: float = 1e-3):

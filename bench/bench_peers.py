@@ -21,12 +21,12 @@ import sys
 
 import torch
 
-from _common import Clock, add_device_arg, default_structures, interleaved, make_trainer, setup_device
+from _common import Clock, add_device_arg, default_structures, interleaved, loss_parts, make_trainer, setup_device
 
 from matscale.data.batch import collate
 from matscale.models import build, count_parameters, graph_cache, sizes
 from matscale.train.flops import step_flops_breakdown
-from matscale.train.loss import LossWeights, loss
+from matscale.train.loss import loss
 
 MODELS = ["schnet", "equiformer_v2", "esen", "escaip"]
 
@@ -69,8 +69,8 @@ def main(argv=None) -> int:
             model = build(arch, size)
             step = make_trainer(model, structures, device)
             probe = collate(batches[0], labels=True).to(device)
-            scales = __import__("_common").loss_parts(structures)[1]
-            fl = step_flops_breakdown(model, probe, lambda m, b: loss(m(b), b, LossWeights(), scales)[0])
+            weights, scales, _ = loss_parts(structures)
+            fl = step_flops_breakdown(model, probe, lambda m, b: loss(m(b), b, weights, scales)[0])
 
             def epoch(step=step):
                 with graph_cache.use(cache):

@@ -68,13 +68,13 @@ def main(argv=None) -> int:
                 model = build(arch, size)
                 total_params = count_parameters(model)[0]
                 step = make_trainer(model, structures, device)
-                _, scales, _ = loss_parts(structures)
+                weights, scales, _ = loss_parts(structures)
                 probe = collate(batches[0], labels=True).to(device)
 
                 def step_loss(m, b):
                     with autocast(device, precision):
                         out = m(b)
-                    return loss(out, b, __import__("matscale.train.loss", fromlist=["x"]).LossWeights(), scales)[0]
+                    return loss(out, b, weights, scales)[0]
                 flops = count_step_flops(model, probe, step_loss)
 
                 def run(i):
