@@ -1,6 +1,6 @@
 """torch.compile (inductor) per architecture: compile time against steady-state gain.
 
-    .venv/bin/python bench/bench_compile.py [--archs fcn:s,transformer:m,equiformer_v2:xxs,schnet:xs]
+    .venv/bin/python bench/bench_compile.py [--archs fcn:s,transformer:m,schnet:xs]
                                             [--steps 6] [--device cpu|cuda]
 
 For each architecture:size, the real training step (`bench/_common.py`) on batches of the
@@ -11,6 +11,14 @@ eager/compiled of the steady-state step (> 1: compiled is faster) and the break-
 (training steps after which compiling has paid for itself). CPU seconds on CPU (inductor
 compiles in this process, so the compile time is counted), wall seconds on CUDA.
 Conservative models (SchNet) are refused by compile_model (double backward); printed as such.
+
+Measured on the 2-core CPU machine (torch 2.13 inductor, 2026-12-02, shared by 6 jobs):
+fcn:s compiles in 6.9 CPU s and then runs 0.90x as fast as eager (never pays); transformer:m
+fails inside inductor's generated code for dynamic shapes (NameError: name 's42' is not
+defined; reported as a clear MatscaleError); schnet is refused; equiformer_v2:xxs had not
+finished compiling after 500 s wall (> 60 CPU s), so it is left out of the defaults (pass
+--archs equiformer_v2:xxs to try). On CPU the study therefore keeps compile off; on a GPU
+`bench/run_gpu.py` measures it.
 """
 from __future__ import annotations
 
@@ -65,7 +73,7 @@ def bench(arch, size, batches, structures, steps, device) -> None:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--archs", default="fcn:s,transformer:m,equiformer_v2:xxs,schnet:xs")
+    p.add_argument("--archs", default="fcn:s,transformer:m,schnet:xs")
     p.add_argument("--batches", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--steps", type=int, default=3, help="steady-state rounds over the batches")

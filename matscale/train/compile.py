@@ -12,7 +12,9 @@ again by the loss) need double backward through the compiled graph, which AOTAut
 not support: they are refused with a clear message. Any other compile failure surfaces at the
 first step, re-raised as a `MatscaleError` naming the architecture and how to go on (train
 without --compile). Compiled kernels round differently from eager ones, so `compile` enters
-the run id when on. Where it pays (compile seconds vs steady-state gain): bench/bench_compile.py.
+the run id when on. Where it pays (compile seconds vs steady-state gain): bench/bench_compile.py;
+on this project's 2-core CPU machine nowhere (fcn 0.90x after a 7 s compile, transformer hits an
+inductor bug, EquiformerV2 compiles for minutes), so the default study leaves it off.
 """
 from __future__ import annotations
 
