@@ -38,7 +38,7 @@ from matscale.errors import ConfigError, MatscaleError
 from matscale.models import graph_cache
 from matscale.run_summary import RunSummary
 from matscale.runs import FINISHED, RunDir, atomic_write_bytes, resolve_root
-from matscale.train import checkpoint, distributed, flops
+from matscale.train import checkpoint, distributed, flops, guards
 from matscale.train.data import loss_unit_structures, natoms_of, open_datasets
 from matscale.train.loss import LossMeter, LossScales, LossWeights, loss
 from matscale.train.normalization import Normalization, fit_normalization
@@ -187,6 +187,10 @@ class _Trainer:
         else:
             self.norm = fit_normalization(self.train_set[i] for i in range(len(self.train_set)))
         self.norm.apply(model)
+        coverage = guards.check_labels(cfg, self.norm, self.val_set)  # DataError when a weighted label is absent
+        warnings = guards.split_warnings(cfg, len(self.train_set), len(self.val_set))
+        guards.report(warnings, self.info.is_main)
+        self.summary.update(warnings=warnings, label_coverage=coverage)
         if ckpt is not None and "loss_units" in ckpt:
             self.scales = LossScales.from_dict(ckpt["loss_units"])
         elif self.unit_source is not None:  # in-memory data: its own training structures define the units
