@@ -73,6 +73,7 @@ def dataset_structures(path: str, n: int, seed: int = 0) -> list:
 def _default_set_available() -> bool:
     """True when $MATSCALE_DATA (or the embedded default) holds a training split."""
     import os
+    from pathlib import Path
 
     root = os.environ.get("MATSCALE_DATA")
     if root:
