@@ -90,7 +90,11 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
             loaded = json.loads(Path(args.config).read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise ConfigError(f"cannot read --config {args.config}: {exc}") from exc
-        values.update(loaded.get("config", loaded) if isinstance(loaded, dict) else {})
+        settings = loaded.get("config", loaded) if isinstance(loaded, dict) else loaded
+        if not isinstance(settings, dict):
+            raise ConfigError(f"--config {args.config} must hold a JSON object of settings (like "
+                              f'{{"arch": "fcn", "epochs": 2}}) or a run\'s config.json, not a {type(settings).__name__}')
+        values.update(settings)
     names = set(TrainConfig.field_names())
     values.update({k: v for k, v in vars(args).items() if k in names})
     return TrainConfig.from_dict(values)
@@ -99,11 +103,15 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     config = config_from_args(args)
+    from matscale import lifeline
+
+    lifeline.die_with_parent()  # started by a sweep: do not outlive it
     from matscale.train import distributed
     from matscale.train.loop import train
 
     quiet = True if args.quiet else None
-    result = train(config, resume=args.resume, force=args.force, quiet=quiet)
+    with lifeline.terminate_as_interrupt():  # SIGTERM/SIGHUP: recorded as interrupted, never left running
+        result = train(config, resume=args.resume, force=args.force, quiet=quiet)
     if distributed.from_env().is_main:
         s = result.summary
         if result.skipped:

@@ -38,9 +38,12 @@ from matscale import models
 from matscale.config import TrainConfig
 from matscale.data.batch import collate
 from matscale.errors import ConfigError, MatscaleError
-from matscale.runs import FINISHED, RunDir, atomic_write_bytes, resolve_root
+from matscale.fserrors import ensure_dir
+from matscale.locks import run_lock
+from matscale.runs import FINISHED, RunDir, atomic_write_bytes, remove_orphan_temps, resolve_root
 from matscale.train import checkpoint, distributed, flops
 from matscale.train.data import loss_unit_structures, natoms_of, open_datasets
+from matscale.train.diagnose import failure_message, nonfinite_loss_error
 from matscale.train.loss import LossMeter, LossScales, LossWeights, loss
 from matscale.train.normalization import Normalization, fit_normalization
 from matscale.train.schedule import make_scheduler
@@ -137,6 +140,15 @@ class _Trainer:
 
     # -- main -------------------------------------------------------------------------------------
     def run(self) -> RunResult:
+        """One lock per run folder (rank 0 holds it): a second train/resume/sweep/evaluate is refused."""
+        root = self.rundir.path.parent
+        if not self.info.is_main:
+            return self._run_locked()
+        ensure_dir(root, "run root")
+        with run_lock(root, self.run_id):
+            return self._run_locked()
+
+    def _run_locked(self) -> RunResult:
         prepared = self._prepare_folder()
         if prepared is not None and "skip" in prepared:
             s = prepared["skip"]
@@ -148,16 +160,20 @@ class _Trainer:
                         "started_at": _now(), "error": None, "world_size": self.info.world_size,
                         "device": self.device, "resumed": ckpt is not None}
         if self.info.is_main:
-            self.rundir.path.mkdir(parents=True, exist_ok=True)
+            ensure_dir(self.rundir.path, "run folder")
+            remove_orphan_temps(self.rundir.path)  # left by a process killed mid-write
             self.rundir.write_config(self.config.to_dict(), {"world_size": self.info.world_size})
             self._write_summary()
         try:
             self._run(ckpt)
         except BaseException as exc:
             if self.info.is_main:
-                message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-                self.summary.update(status="failed", error=message, finished_at=_now(), wall_s=self._wall())
-                self._write_summary()
+                self.summary.update(status="failed", error=failure_message(exc), finished_at=_now(),
+                                    wall_s=self._wall())
+                try:
+                    self._write_summary()
+                except OSError:  # e.g. the disk is still full: the lock shows the run as interrupted
+                    pass
             raise
         return RunResult(self.run_id, self.rundir.path, self.summary["status"], dict(self.summary))
 
@@ -320,8 +336,7 @@ class _Trainer:
                     if stand_in:
                         total = total * 0.0
                     if cfg.precision != "fp16" and not torch.isfinite(total):
-                        raise MatscaleError(f"the loss became {total.item()} at step {state['step'] + 1}; "
-                                            "lower lr or raise grad clipping")
+                        raise nonfinite_loss_error(total.item(), state["step"] + 1, self.train_set, gb, self.norm)
                     scaler.scale(total * info.world_size).backward()
                     scaler.unscale_(optimizer)
                     gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))

@@ -1,0 +1,49 @@
+"""Integrity checks on dataset files, done before any row is read.
+
+Why: an `.aselmdb` is an LMDB file that is memory-mapped; a truncated file (an interrupted
+copy or download) makes the first read past its end a SIGBUS that kills the process with no
+message. LMDB's meta page records the last page number in use, so the size the file must
+have is known without touching the data pages: `(last_pgno + 1) * page_size` bytes.
+`metadata.npz` holds per-row atom counts used for size-balanced batching and FLOP counts;
+a stale or foreign one has the right length but wrong counts, so `sample_rows` picks the
+rows `check_natoms` decodes at open to compare (every other row is checked when decoded).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from matscale.errors import DataError
+
+NATOMS_SAMPLE = 8  # rows per subset decoded at open to check metadata.npz
+
+
+def check_lmdb_size(path: str | os.PathLike, env) -> None:
+    """DataError when the LMDB file at `path` is shorter than its own meta page says.
+
+    env: an open `lmdb.Environment` on that file (read-only). Bytes: the file must hold
+    pages 0..last_pgno of `psize` bytes each.
+    """
+    path = Path(path)
+    info, stat = env.info(), env.stat()
+    needed = (int(info["last_pgno"]) + 1) * int(stat["psize"])
+    size = path.stat().st_size
+    if size < needed:
+        raise DataError(f"{path} is truncated ({size} bytes, its LMDB header says {needed}): an interrupted copy "
+                        "or download; regenerate it (`python -m matscale data synth`) or re-download it")
+
+
+def sample_rows(n: int, k: int = NATOMS_SAMPLE) -> np.ndarray:
+    """Up to `k` row positions spread over 0..n-1 (first and last included)."""
+    if n <= 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.unique(np.linspace(0, n - 1, min(k, n)).round().astype(np.int64))
+
+
+def natoms_mismatch(meta: Path, row_id: int, listed: int, decoded: int, source: Path) -> DataError:
+    """The error for a metadata.npz whose atom count disagrees with the database row."""
+    return DataError(f"{meta} says row {row_id} of {source} has {listed} atoms but the database holds {decoded}: "
+                     "metadata.npz does not belong to these databases; delete it (it is recomputed) or "
+                     "regenerate the subset")
