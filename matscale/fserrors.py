@@ -42,6 +42,10 @@ def ensure_dir(path: str | os.PathLike, what: str = "folder") -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
+        try:
+            os.stat(path)
+        except OSError as exc:  # e.g. ELOOP: a symbolic link that points back at itself
+            raise ConfigError(f"{what} {path}: {describe(exc).split(': ', 1)[-1]}") from None
         raise ConfigError(f"{what} {path} is not a folder (a file is in the way); "
                           "choose another path or move that file") from None
     except OSError as exc:

@@ -127,9 +127,19 @@ def release(fd: int, inherited: bool = False) -> None:
 
 
 @contextmanager
-def run_lock(run_root: str | os.PathLike, run_id: str) -> Iterator[int]:
-    """Hold the run's lock for the `with` block (RunBusyError when another process has it)."""
-    fd, inherited = acquire(run_root, run_id)
+def run_lock(run_root: str | os.PathLike, run_id: str, required: bool = True) -> Iterator[int | None]:
+    """Hold the run's lock for the `with` block (RunBusyError when another process has it).
+
+    required=False: where no lock file can be made (a read-only share), go on without one (None)."""
+    try:
+        fd, inherited = acquire(run_root, run_id)
+    except RunBusyError:
+        raise
+    except OSError:
+        if required:
+            raise
+        yield None
+        return
     try:
         yield fd
     finally:

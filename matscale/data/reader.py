@@ -20,7 +20,7 @@ from typing import Sequence
 import numpy as np
 
 from matscale.data.fractions import check_frac, select_rows
-from matscale.data.integrity import check_lmdb_size, natoms_mismatch, sample_rows
+from matscale.data.integrity import check_lmdb_size, implausible, natoms_mismatch, sample_rows
 from matscale.data.subsets import SPLITS, SUBSETS, check_split, check_subsets
 from matscale.errors import DataError
 
@@ -133,6 +133,9 @@ def decode_record(raw: bytes | None, path, row_id: int, subset: str) -> Record:
     bad = [name for name, v in (("energy", energy), ("forces", forces), ("stress", stress)) if not np.isfinite(v).all()]
     if bad:
         raise DataError(f"{where}: non-finite (NaN or inf) {'/'.join(bad)}; drop or fix this structure")
+    odd = implausible(energy, len(numbers), forces, stress)
+    if odd:
+        raise DataError(f"{where}: {odd} is not physical (a unit or conversion error?); drop or fix this structure")
     info = dict(dct.get("data") or {})
     info.setdefault("sid", f"{Path(path).parent.name}/{Path(path).name}:{row_id}")
     info["subset"] = subset

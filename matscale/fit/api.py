@@ -292,9 +292,6 @@ def fit_law(x, y, law: str = "power", sigma=None, *, loss: str = "lsq", log: boo
     problem = make_problem(lw, X, y, sigma, log=log, loss=loss, huber_delta=huber_delta,
                            absolute_sigma=absolute_sigma)
     if replicates:
-        if all(len(g) < 2 for g in groups) and (bootstrap > 0 or ci == "bootstrap"):
-            raise FitError("replicates=True with one run per size: the bootstrap over seeds has fewer than 2 "
-                           "runs to resample at every size; add seeds or drop --bootstrap")
         draw = boot.draw_replicates(problem, [g / problem.y_scale for g in groups])
     start_theta = None
     if start is not None:

@@ -1,17 +1,17 @@
 """Say why a run failed: the data row behind a non-finite loss, a one-line failure message.
 
 A loss that becomes inf/NaN is blamed on the optimiser only when the batch looks sane; a
-structure whose labels are far outside anything physical (|E/N| above 1e4 eV/atom, a force
-component above 1e4 eV/Å, a stress component above 1e3 eV/Å³ ≈ 160 000 GPa, or a residual
-energy a million normalisation scales away) is named instead, with its file and row.
+structure whose labels are far outside anything physical (`data.integrity.LIMITS`, or a
+residual energy a million normalisation scales away) is named instead, with its file and row.
+In-memory structures are checked when the normalisation is fitted (`normalization._labels`).
 """
 from __future__ import annotations
 
 import numpy as np
 
+from matscale.data.integrity import LIMITS
 from matscale.errors import DataError, MatscaleError
 
-LIMITS = {"energy": 1e4, "force": 1e4, "stress": 1e3}  # eV/atom, eV/Å, eV/Å³
 Z_LIMIT = 1e6  # residual energy per atom in normalisation scales
 
 

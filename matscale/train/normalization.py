@@ -24,6 +24,7 @@ from typing import Iterable
 
 import numpy as np
 
+from matscale.data.integrity import implausible
 from matscale.errors import DataError
 from matscale.models.base import MAX_Z
 
@@ -66,7 +67,13 @@ def _labels(atoms):
         raise DataError(f"structure {atoms.info.get('sid', '?')} has no energy/forces/stress labels; "
                         "training needs all three")
     stress = np.asarray(res["stress"], dtype=float)
-    return float(res["energy"]), np.asarray(res["forces"], dtype=float), stress
+    energy, forces = float(res["energy"]), np.asarray(res["forces"], dtype=float)
+    if len(atoms) == 0:
+        raise DataError(f"structure {atoms.info.get('sid', '?')} has zero atoms; drop it (energy per atom is undefined)")
+    odd = implausible(energy, len(atoms), forces, stress)
+    if odd:
+        raise DataError(f"structure {atoms.info.get('sid', '?')}: {odd} is not physical; drop or fix it")
+    return energy, forces, stress
 
 
 def fit_normalization(structures: Iterable, ridge: float = 1e-6) -> Normalization:
