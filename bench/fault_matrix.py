@@ -350,7 +350,9 @@ def main(argv=None) -> int:
         rid = run_id(m.base, 5000)
         sweep = subprocess.Popen([PY, "-m", "matscale", "sweep", str(spec), "--root", str(root), "--no-progress",
                                   "--max-parallel", "1"], env=env(), cwd=REPO, start_new_session=True,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                 # a script run in the background inherits SIGINT ignored: undo that
+                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         try:
             wait(lambda: holder_pid(root, rid) not in (None, sweep.pid) and (root / rid / "summary.json").exists())
             child = holder_pid(root, rid)
