@@ -34,7 +34,7 @@ data: $(STAMP)
 
 # rerun the study from scratch: earlier results move to runs/_archive/<time>/, then every point trains
 study: $(STAMP) data
-	$(BIN)/python -m matscale.study $(STUDY) --archive
+	$(BIN)/python -m matscale study $(STUDY) --archive
 	$(MAKE) --no-print-directory runs
 
 # top the study up: finished runs (the committed ones included) are skipped, missing or interrupted
@@ -42,7 +42,7 @@ study: $(STAMP) data
 # A failed point does not stop the book: its page lists it with its error.
 runs: $(STAMP) data
 	$(BIN)/python -m matscale sweep $(SWEEP) --no-progress || echo "warning: some points of $(SWEEP) failed; the study page lists them"
-	$(BIN)/python -m matscale.study $(STUDY)
+	$(BIN)/python -m matscale study $(STUDY)
 
 book: $(STAMP) data runs
 	$(BIN)/jupyter-book build -W -n --keep-going .

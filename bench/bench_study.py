@@ -38,6 +38,7 @@ from matscale import study as studies  # noqa: E402
 from matscale.data import open_split  # noqa: E402
 from matscale.data.batch import collate  # noqa: E402
 from matscale.train import flops  # noqa: E402
+from matscale.config import TrainConfig  # noqa: E402
 from matscale.train.loss import LossWeights, loss  # noqa: E402
 from matscale.train.normalization import fit_normalization  # noqa: E402
 
@@ -60,7 +61,7 @@ def measure(arch: str, size: str, train_batches, val_batch, norm, steps: int, na
     torch.manual_seed(0)
     model = models.build(arch, size)
     norm.apply(model)
-    scales, weights = norm.loss_scales(), LossWeights()
+    scales, weights = norm.loss_scales(), LossWeights.from_config(TrainConfig())
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     it = iter(range(10**9))
 

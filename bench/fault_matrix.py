@@ -33,11 +33,7 @@ TIMEOUT = 180
 
 
 def env(**extra) -> dict:
-    e = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(REPO), **extra}
-    for k in ("MATSCALE_KILL_AT_STEP", "MATSCALE_RAISE_AT_STEP"):
-        if k not in extra:
-            e.pop(k, None)
-    return e
+    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(REPO), **extra}
 
 
 def cli(*args, extra_env=None, timeout=TIMEOUT) -> subprocess.CompletedProcess:
@@ -305,8 +301,13 @@ def main(argv=None) -> int:
         ref, cut = work / "runs-ref", work / "runs-cut"
         rid = run_id(m.base, 3)
         a = cli("train", *FLAGS, "--epochs", "3", "--data", m.base, "--run-root", ref)
-        b = cli("train", *FLAGS, "--epochs", "3", "--data", m.base, "--run-root", cut,
-                extra_env={"MATSCALE_KILL_AT_STEP": "5"})
+        b = py("""
+            import os, signal, sys
+            from matscale.train import loop
+            loop.after_step = lambda s: os.kill(os.getpid(), signal.SIGKILL) if s == 5 else None
+            from matscale.cli import main
+            sys.exit(main(sys.argv[1:]))
+        """, "train", *FLAGS, "--epochs", "3", "--data", m.base, "--run-root", cut)
         c = cli("train", *FLAGS, "--epochs", "3", "--data", m.base, "--run-root", cut, "--resume")
         same = (ref / rid / "metrics.csv").read_text().splitlines()
         other = (cut / rid / "metrics.csv").read_text().splitlines() if c.returncode == 0 else []

@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("matscale.train.evaluate", "evaluate a run's best checkpoint"),
     "fit": ("matscale.fit.cli", "fit scaling laws to a CSV of results"),
     "sweep": ("matscale.sweep", "run a grid of training runs (local or SLURM)"),
+    "study": ("matscale.study.cli", "a study's status; store each finished run's equivariance error"),
 }
 
 

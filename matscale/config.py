@@ -6,7 +6,12 @@ defined exactly once, here. `validate()` returns a resolved copy (size and devic
 or raises `ConfigError` with one message saying what is wrong and how to fix it.
 
 The run id (`run_id()`) is a readable prefix plus a hash of the settings that change results
-(`RESULT_FIELDS`): device, worker count, caching, the run root and `vis_every` do not.
+(fields with `hashed=True`): device, worker count, caching, the run root and `vis_every` do
+not. The dataset enters through `data_fingerprint`, not through the `data` path: `validate()`
+resolves `data` (None: the default dataset, whose id is derived without generating it) to
+its fingerprint, so the same settings on two datasets are two runs, and a dataset moved to
+another folder or machine keeps its runs. A recorded fingerprint (a run's config.json) is
+kept only when its dataset is not reachable here.
 """
 from __future__ import annotations
 
@@ -38,7 +43,10 @@ class TrainConfig:
                           group="model")
     # -- data ----------------------------------------------------------------------------
     data: str | None = _f(None, "dataset root (OMat24 layout <root>/<split>/<subset>/); "
-                                "default: the embedded EMT dataset", group="data")
+                                "default: the embedded EMT dataset", hashed=False, group="data")
+    data_fingerprint: str | None = _f(None, "id of the dataset, filled in by validate() from data (see "
+                                            "matscale.data.fingerprint); it enters the run id, the path does not",
+                                      group="data")
     subsets: tuple[str, ...] | None = _f(None, "training/validation subsets (comma-separated); default: all",
                                          group="data")
     frac: float = _f(0.01, "fraction of the training split to train on (nested across fractions)",
@@ -86,15 +94,21 @@ class TrainConfig:
         return [f.name for f in fields(cls)]
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
-        """Build from a dict (e.g. config.json's "config"); unknown keys are an error."""
+    def coerce(cls, name: str, value: Any, where: str | None = None) -> Any:
+        """`value` (from YAML, TOML, JSON, papermill or a command line) as the type of field
+        `name`: "1e-3" -> 0.001, 2.0 -> 2 for ints, "a,b" for subsets; bools must be bools.
+        ConfigError naming the setting (prefixed by `where`) and what was expected."""
+        return _coerce(name, value, f"{where}: " if where else "")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], where: str | None = None) -> "TrainConfig":
+        """Build from a dict (config.json's "config", a sweep point, a --config file), every
+        value coerced to its field's type; unknown keys are an error."""
         unknown = sorted(set(values) - set(cls.field_names()))
         if unknown:
-            raise ConfigError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(cls.field_names())}")
-        values = dict(values)
-        if values.get("subsets") is not None:
-            values["subsets"] = _as_subsets(values["subsets"])
-        return cls(**values)
+            raise ConfigError(f"{where + ': ' if where else ''}unknown setting(s) {', '.join(unknown)}; "
+                              f"known: {', '.join(cls.field_names())}")
+        return cls(**{k: cls.coerce(k, v, where) for k, v in values.items()})
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -145,7 +159,7 @@ class TrainConfig:
         device = resolve_device(c.device) if check_device else c.device
         if check_device:
             check_precision(c.precision, device)
-        return c.replace(size=size, device=device)
+        return c.replace(size=size, device=device, data_fingerprint=_resolve_fingerprint(c))
 
     # -- identity ------------------------------------------------------------------------
     def result_settings(self) -> dict[str, Any]:
@@ -154,11 +168,34 @@ class TrainConfig:
         return {f.name: d[f.name] for f in fields(self) if f.metadata.get("hashed", True)}
 
     def run_id(self) -> str:
-        """Readable prefix + 8 hex digits of the hash of `result_settings()`."""
-        blob = json.dumps(self.result_settings(), sort_keys=True, default=str)
+        """Readable prefix + 8 hex digits of the hash of `result_settings()` (the dataset
+        fingerprint resolved first when unset, so `run_id()` == `validate().run_id()`)."""
+        settings = self.result_settings()
+        if settings["data_fingerprint"] is None:
+            try:
+                settings["data_fingerprint"] = _resolve_fingerprint(self)
+            except ConfigError:  # an invalid config still gets an id (to report it by)
+                settings["data_fingerprint"] = f"unresolved:{self.data}"
+        blob = json.dumps(settings, sort_keys=True, default=str)
         digest = hashlib.sha256(blob.encode()).hexdigest()[:8]
         size = self.size if self.size is not None else "default"
         return f"{self.arch}-{size}-frac{self.frac:g}-seed{self.seed}-{digest}"
+
+
+def _resolve_fingerprint(c: TrainConfig) -> str:
+    """The fingerprint of `c.data` (the default dataset when None); a recorded one when the
+    folder is not here (e.g. reading runs trained elsewhere); else ConfigError."""
+    from matscale.data.fingerprint import fingerprint
+    from matscale.errors import DataError
+
+    if c.data_fingerprint is not None and str(c.data_fingerprint).startswith("memory-"):
+        return c.data_fingerprint  # in-memory data (train(train_set=...)): nothing on disk to check
+    try:
+        return fingerprint(c.data)
+    except DataError as exc:
+        if c.data_fingerprint is not None:
+            return c.data_fingerprint
+        raise ConfigError(str(exc)) from exc
 
 
 def _as_subsets(value) -> tuple[str, ...]:
@@ -168,6 +205,55 @@ def _as_subsets(value) -> tuple[str, ...]:
     if not out:
         raise ConfigError("subsets must name at least one subset (or be left unset for all)")
     return out
+
+
+_TYPES = {f.name: str(f.type).replace(" ", "") for f in fields(TrainConfig)}
+
+
+def _coerce(name: str, value: Any, where: str) -> Any:
+    if name not in _TYPES:
+        raise ConfigError(f"{where}{name!r} is not a training setting; known: {', '.join(_TYPES)}")
+    kind = _TYPES[name]
+    if value is None:
+        if kind.endswith("|None"):
+            return None
+        raise ConfigError(f"{where}{name} cannot be empty (null)")
+    base = kind.removesuffix("|None")
+    if base == "bool":
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}{name} must be true or false, got {value!r}")
+    if base == "int":
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+            return int(value)
+        raise ConfigError(f"{where}{name} must be a whole number, got {value!r}")
+    if base == "float":
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        try:
+            number = float(value) if isinstance(value, str) else math.nan
+        except ValueError:
+            number = math.nan
+        if math.isfinite(number):
+            return number
+        raise ConfigError(f"{where}{name} must be a number, got {value!r}")
+    if base == "str":
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{where}{name} must be a string, got {value!r}")
+    if base.startswith("tuple[str"):
+        if isinstance(value, str):
+            value = value.split(",")
+        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+            return _as_subsets(value)
+        raise ConfigError(f"{where}{name} must be a list of names or a comma-separated string, got {value!r}")
+    raise ConfigError(f"{where}cannot read setting {name} of type {kind}")  # pragma: no cover
 
 
 def _check(ok: bool, message: str) -> None:

@@ -219,14 +219,17 @@ def write_study_run(root, config, loss: float, N: int, D: int, status: str = "co
                         f"{split}_stress_mae_eV_A3": 1e-4 * v})
         metrics.append(row)
     run.write_metrics(metrics)
-    trainable = config.arch not in ("mean", "linear")
-    run.write_summary({
-        "status": status, "arch": config.arch, "size": config.size, "error": "boom" if status == "failed" else None,
-        "n_train": D, "n_val": 200, "params_total": N + 1000 * trainable, "params_non_embedding": N,
-        "trainable": trainable, "best_val_loss": loss, "final_val_loss": loss, "flops": metrics[-1]["flops"],
-        "samples_seen": samples, "steps": metrics[-1]["step"], "epochs_completed": config.epochs, "wall_s": 1.0,
-        "best_val_energy_mae_eV_atom": 1e-3 * loss, "best_val_force_l2mae_eV_A": 1e-2 * loss,
-        "best_val_stress_mae_eV_A3": 1e-4 * loss})
+    from matscale import models
+    from matscale.run_summary import RunSummary
+
+    trainable = models.spec(config.arch).trainable
+    summary = RunSummary(
+        status=status, arch=config.arch, size=config.size, error="boom" if status == "failed" else None,
+        n_train=D, n_val=200, params_total=N + 1000 * trainable, params_non_embedding=N,
+        trainable=trainable, best_val_loss=loss, final_val_loss=loss, flops=metrics[-1]["flops"],
+        samples_seen=samples, steps=metrics[-1]["step"], epochs_completed=config.epochs, wall_s=1.0)
+    summary.set_best_metrics({k: v for k, v in metrics[-1].items() if k.startswith("val_")})
+    run.write_summary(summary.to_dict())
     return run.path
 
 

@@ -29,9 +29,7 @@ FLAGS = ["--arch", "fcn", "--size", "xs", "--subsets", SUBSETS, "--frac", "1", "
 
 
 def _env(**extra):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", **extra}
-    env.pop("MATSCALE_KILL_AT_STEP", None)
-    return env
+    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", **extra}
 
 
 def _cli(*args, timeout=300, env=None):

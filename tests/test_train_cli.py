@@ -22,14 +22,19 @@ SETTINGS = ["--arch", "fcn", "--size", "xs", "--subsets", SUBSETS, "--frac", "1"
 
 
 def _env(**extra):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", **extra}
-    env.pop("MATSCALE_KILL_AT_STEP", None)
-    env.update(extra)
-    return env
+    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", **extra}
 
 
-def _train(data, root, *more, env=None, check=True):
-    cmd = [sys.executable, "-m", "matscale", "train", *SETTINGS, "--data", str(data), "--run-root", str(root), *more]
+# `python -m matscale train` with the loop's test hook SIGKILLing the process after step argv[1]
+KILLER = ("import os, signal, sys; from matscale.train import loop; from matscale.cli import main; "
+          "k = int(sys.argv.pop(1)); "
+          "loop.after_step = lambda s: os.kill(os.getpid(), signal.SIGKILL) if s == k else None; "
+          "sys.exit(main(sys.argv[1:]))")
+
+
+def _train(data, root, *more, env=None, check=True, kill_at=None):
+    entry = ["-m", "matscale"] if kill_at is None else ["-c", KILLER, str(kill_at)]
+    cmd = [sys.executable, *entry, "train", *SETTINGS, "--data", str(data), "--run-root", str(root), *more]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env or _env())
     if check:
         assert proc.returncode == 0, proc.stderr[-3000:]
@@ -55,7 +60,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path, tiny_data_ro
     assert json.loads((reference_run / "summary.json").read_text())["n_train"] % 8 == 1
     steps_per_epoch = int(ref["step"].iloc[0])
     kill_at = 2 * steps_per_epoch + max(1, steps_per_epoch // 2)  # in the middle of epoch 3
-    killed = _train(tiny_data_root, tmp_path, env=_env(MATSCALE_KILL_AT_STEP=str(kill_at)), check=False)
+    killed = _train(tiny_data_root, tmp_path, kill_at=kill_at, check=False)
     assert killed.returncode == -signal.SIGKILL
     run = _run_dir(tmp_path, tiny_data_root)
     assert json.loads((run / "summary.json").read_text())["status"] == "running"

@@ -25,10 +25,9 @@ ENV_VAR = "MATSCALE_DATA"
 
 
 def _source_checkout() -> Path | None:
-    repo = Path(__file__).resolve().parents[2]
-    if (repo / "pyproject.toml").is_file() and (repo / "matscale" / "__init__.py").is_file():
-        return repo
-    return None
+    from matscale.runs import repo_root
+
+    return repo_root()
 
 
 def default_root() -> Path:

@@ -149,10 +149,9 @@ def to_json(df) -> str:
 
 
 def write_json(df, path: str | os.PathLike) -> None:
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(to_json(df))
-    os.replace(tmp, path)
+    from matscale.runs import atomic_write_text
+
+    atomic_write_text(path, to_json(df))
 
 
 def format_table(df) -> str:

@@ -6,6 +6,8 @@ with `matscale.models.symmetry` present it also reports the rotation-equivarianc
 
     evaluate_run(run_dir, split="val", which="best", ...) -> dict of metrics (eV units)
     predictions(run_dir, split="val", ...) -> parity arrays (see validation.parity)
+    measure_equivariance(run_dir) / store_equivariance(run_dir): rotation errors of the best
+        checkpoint, stored as <run_dir>/equivariance.json (read back with runs.read_equivariance)
 """
 from __future__ import annotations
 
@@ -60,6 +62,36 @@ def _equivariance(model, dataset, indices, n: int = 32) -> dict:
     atoms = [dataset[int(i)] for i in indices[:n]]
     err = equivariance_error(model, atoms, n_rotations=2, seed=0)
     return {f"equivariance_{k}": v for k, v in err.items() if k.endswith(("_rel", "_abs"))}
+
+
+def measure_equivariance(run_dir: str | Path, n_structures: int = 32, n_rotations: int = 2) -> dict:
+    """Relative and absolute rotation errors (energy, forces, stress) of the best checkpoint
+    on the first `n_structures` validation structures, `n_rotations` random rotations each."""
+    import torch
+
+    from matscale.models.symmetry import equivariance_error
+    from matscale.train.checkpoint import load_model
+    from matscale.train.data import open_eval_split
+
+    model, config, _ = load_model(run_dir, "best", "cpu")
+    ds = open_eval_split(config, "val")
+    atoms = [ds[i] for i in range(min(n_structures, len(ds)))]
+    with torch.random.fork_rng():
+        err = equivariance_error(model, atoms, n_rotations=n_rotations, seed=0)
+    return {"checkpoint": "best", "n_structures_requested": n_structures, **err}
+
+
+def store_equivariance(run_dir: str | Path, n_structures: int = 32, n_rotations: int = 2) -> str:
+    """Measure and store `equivariance.json` unless stored already: 'cached', 'measured', or
+    'unavailable' (no stored measurement and no checkpoints/best.pt to measure)."""
+    from matscale.runs import EQUIVARIANCE_FILE, atomic_write_json, read_equivariance
+
+    if read_equivariance(run_dir, n_structures, n_rotations) is not None:
+        return "cached"
+    if not (Path(run_dir) / "checkpoints" / "best.pt").is_file():
+        return "unavailable"
+    atomic_write_json(Path(run_dir) / EQUIVARIANCE_FILE, measure_equivariance(run_dir, n_structures, n_rotations))
+    return "measured"
 
 
 def predictions(run_dir: str | Path, split: str = "val", which: str = "best", data: str | None = None,

@@ -37,10 +37,11 @@ PHYSICAL = {
 
 @dataclass(frozen=True)
 class LossWeights:
-    energy: float = 2.5
-    force: float = 20.0
-    stress_iso: float = 5.0
-    stress_aniso: float = 5.0
+    """Weights of the four loss terms; TrainConfig owns their defaults (`from_config`)."""
+    energy: float
+    force: float
+    stress_iso: float
+    stress_aniso: float
 
     @classmethod
     def from_config(cls, config) -> "LossWeights":
