@@ -24,6 +24,7 @@ from contextlib import contextmanager
 PARENT_ENV = "MATSCALE_PARENT_PID"
 WATCH_SECONDS = 1.0
 PR_SET_PDEATHSIG = 1
+_installed: int | None = None  # the watched pid, once per process
 
 
 def _alive(pid: int) -> bool:
@@ -50,11 +51,18 @@ def _pdeathsig(sig: int) -> bool:
 
 
 def die_with_parent(sig: int = signal.SIGTERM) -> int | None:
-    """Arrange to receive `sig` when the process named in MATSCALE_PARENT_PID is gone; its pid or None."""
+    """Arrange to receive `sig` when the process named in MATSCALE_PARENT_PID is gone; its pid or None.
+
+    Idempotent (one watcher per process): `matscale train` calls it at start-up and `train()`
+    again, which covers a notebook kernel run by papermill for a sweep."""
+    global _installed
     try:
         pid = int(os.environ.get(PARENT_ENV, ""))
     except ValueError:
         return None
+    if _installed == pid:
+        return pid
+    _installed = pid
     direct = os.getppid() == pid
     if direct:
         _pdeathsig(sig)

@@ -176,16 +176,18 @@ def run_point(point: Point, stop: threading.Event | None = None) -> dict[str, An
             elif stop.wait(BUSY_POLL_S):
                 return {"run_id": point.run_id, "status": "failed", "action": "busy", "wall_s": 0.0, "log": None,
                         "error": "the sweep was stopped while another process was running this point"}
+    held = {"fd": fd}
     try:
-        result = _run_locked(point, fd, stop)
+        result = _run_locked(point, held, stop)
     finally:
-        locks.release(fd)
+        if held["fd"] is not None:
+            locks.release(held["fd"])
     if waited and result["action"] == "skip":
         result["action"] = "waited"  # finished by the other process while we waited
     return result
 
 
-def _run_locked(point: Point, lock_fd: int, stop: threading.Event | None) -> dict[str, Any]:
+def _run_locked(point: Point, held: dict, stop: threading.Event | None) -> dict[str, Any]:
     run_dir = point.run_dir
     status, _ = state(run_dir)  # again: it may have finished since the sweep was planned
     action = action_for(status, run_dir.exists(), point.restart_failed)
@@ -208,13 +210,21 @@ def _run_locked(point: Point, lock_fd: int, stop: threading.Event | None) -> dic
             if stop is not None and stop.is_set():
                 return _result(point, "failed", "the sweep was stopped before this point started", t0, action, log)
             try:
-                # the child inherits the lock, so it stays held even if this process dies first
-                # own process group (stop_children signals the whole tree); the child inherits the run
-                # lock and dies with this process (lifeline: PR_SET_PDEATHSIG + a watchdog)
-                env = {**child_env(point), **locks.inherit_env(lock_fd), lifeline.PARENT_ENV: str(os.getpid())}
+                # own process group (stop_children signals the whole tree); the CLI child inherits the
+                # run lock (held even if this process dies first) and dies with this process (lifeline:
+                # PR_SET_PDEATHSIG + a watchdog). A notebook's kernel is a grandchild that cannot inherit
+                # the descriptor: the lock is handed over by releasing it, and the kernel's train() takes it.
+                env = {**child_env(point), lifeline.PARENT_ENV: str(os.getpid())}
+                fds: tuple[int, ...] = ()
+                if point.runner == "papermill":
+                    locks.release(held["fd"])
+                    held["fd"] = None
+                else:
+                    env.update(locks.inherit_env(held["fd"]))
+                    fds = (held["fd"],)
                 proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                        env=env, cwd=str(repo_root() or Path.cwd()),
-                                        pass_fds=(lock_fd,), process_group=0)
+                                        env=env, cwd=str(repo_root() or Path.cwd()), pass_fds=fds,
+                                        process_group=0)
             except OSError as exc:
                 return _result(point, "failed", f"could not start {cmd[0]}: {exc}", t0, action, log)
             _LIVE.add(proc)

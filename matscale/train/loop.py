@@ -31,7 +31,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from matscale import models
+from matscale import lifeline, models
 from matscale.config import TrainConfig
 from matscale.data.batch import collate
 from matscale.errors import ConfigError, MatscaleError
@@ -69,6 +69,7 @@ def train(config: TrainConfig, *, resume: bool = False, force: bool = False, qui
     then hashes their contents (`data_fingerprint` = memory-<hex>), so read it from the result.
     """
     config = resolved_config(config, train_set, val_set)
+    lifeline.die_with_parent()  # run for a sweep (e.g. in a papermill kernel): do not outlive it
     info, device = distributed.setup(config.device)
     started_group = info.enabled
     try:
