@@ -115,6 +115,9 @@ def format_report(m: dict) -> str:
              f"  stress component MAE  {1e3 * m[f'{s}_stress_mae_eV_A3']:.4g} meV/Å³",
              f"  stress iso MAE        {1e3 * m[f'{s}_stress_iso_mae_eV_A3']:.4g} meV/Å³",
              f"  stress aniso MAE      {1e3 * m[f'{s}_stress_aniso_mae_eV_A3']:.4g} meV/Å³"]
+    if f"{s}_n_stress" in m:  # some labels missing: each MAE is over the structures carrying its label
+        lines.append(f"  labelled              energy {m[f'{s}_n_energy']}/{m['n_structures']} structures, forces "
+                     f"{m[f'{s}_n_forces']}/{m['n_atoms']} atoms, stress {m[f'{s}_n_stress']}/{m['n_structures']} structures")
     if "equivariance_forces_rel" in m:
         lines.append(f"  equivariance error    energy {m['equivariance_energy_rel']:.3g}, forces "
                      f"{m['equivariance_forces_rel']:.3g}, stress {m['equivariance_stress_rel']:.3g} (relative)")
@@ -133,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=None, help="evaluate at most this many structures")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     p.add_argument("--no-equivariance", action="store_true", help="skip the rotation-equivariance error")
-    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON to stdout instead of the report")
+    p.add_argument("--output", default=None, metavar="FILE", help="also write the metrics as JSON to FILE")
     args = p.parse_args(argv)
     from matscale.config import resolve_device
     from matscale.runs import run_dir
@@ -141,7 +145,12 @@ def main(argv: list[str] | None = None) -> int:
     path = run_dir(args.run_dir, args.run_root)
     m = evaluate_run(path, split=args.split, which=args.checkpoint, data=args.data, frac=args.frac,
                      device=resolve_device(args.device), limit=args.limit, equivariance=not args.no_equivariance)
-    print(json.dumps(m, indent=2) if args.json else format_report(m))
+    payload = json.dumps(m, indent=2)
+    if args.output:
+        from matscale.runs import atomic_write_bytes
+
+        atomic_write_bytes(Path(args.output), (payload + "\n").encode())
+    print(payload if args.json else format_report(m))
     return 0
 
 

@@ -39,7 +39,7 @@ from matscale.fserrors import ensure_dir
 from matscale.locks import run_lock
 from matscale.run_summary import RunSummary
 from matscale.runs import FINISHED, RunDir, atomic_write_bytes, remove_orphan_temps, resolve_root
-from matscale.train import checkpoint, distributed, flops
+from matscale.train import checkpoint, distributed, flops, guards
 from matscale.train.data import loss_unit_structures, natoms_of, open_datasets
 from matscale.train.diagnose import failure_message, nonfinite_loss_error
 from matscale.train.loss import LossMeter, LossScales, LossWeights, loss
@@ -203,6 +203,10 @@ class _Trainer:
         else:
             self.norm = fit_normalization(self.train_set[i] for i in range(len(self.train_set)))
         self.norm.apply(model)
+        coverage = guards.check_labels(cfg, self.norm, self.val_set)  # DataError when a weighted label is absent
+        warnings = guards.split_warnings(cfg, len(self.train_set), len(self.val_set))
+        guards.report(warnings, self.info.is_main)
+        self.summary.update(warnings=warnings, label_coverage=coverage)
         if ckpt is not None and "loss_units" in ckpt:
             self.scales = LossScales.from_dict(ckpt["loss_units"])
         elif self.unit_source is not None:  # in-memory data: its own training structures define the units
