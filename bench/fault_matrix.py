@@ -47,7 +47,7 @@ def py(code: str, *args, timeout=TIMEOUT) -> subprocess.CompletedProcess:
 
 
 def one_line(proc) -> str:
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and not ln.startswith("warning: ")]
     if len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in proc.stderr:
         return lines[0]
     return f"<{len(lines)} stderr lines, rc {proc.returncode}>"

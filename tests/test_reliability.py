@@ -38,7 +38,7 @@ def _cli(*args, timeout=300, env=None):
 
 
 def _one_error_line(text: str) -> str:
-    lines = [ln for ln in text.splitlines() if ln.strip()]
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("warning: ")]  # guards' notes
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in text, text[-2000:]
     return lines[0]
 
