@@ -17,7 +17,7 @@ export MKL_NUM_THREADS ?= 1
 STUDY ?= default
 SWEEP := book/sweeps/$(STUDY).yaml
 
-.PHONY: venv test book data study runs bench clean-book
+.PHONY: venv test test-fast browser book data study runs bench clean-book
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,8 +26,26 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-test: $(STAMP)
+# the full suite (what CI runs): Chromium first, for the book-rendering tests
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) tests
+
+# the edit loop: everything but the tests marked slow (over ~20 s each)
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not slow" tests
+
+# headless Chromium, a prerequisite of the book tests (they skip without it): Debian's chromium
+browser:
+	@if command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ]; then \
+		echo "chromium: $$(command -v chromium || echo /usr/bin/chromium)"; \
+	elif ! command -v apt-get >/dev/null 2>&1; then \
+		echo "note: chromium is missing and apt-get is unavailable here; install Chromium by hand," \
+		     "or the book-rendering tests will be skipped"; \
+	else \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+			--no-install-recommends chromium || { echo "error: apt-get could not install chromium"; exit 1; }; \
+	fi
 
 data: $(STAMP)
 	$(BIN)/python -m matscale data ensure

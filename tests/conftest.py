@@ -279,3 +279,27 @@ def synthetic_study(tmp_path_factory):
     write_study_run(folder / "runs", TrainConfig(arch="transformer", size="s", frac=0.5, epochs=1), 1.0, 10, 10)
     return path, folder / "runs"
 # ==== end study pages ===============================================================================
+
+
+# ==== issue 12 ====================================================================================
+# fixtures of the book tests (test_book_render, test_book_real); their helpers are in helpers.py
+@_pytest_study.fixture(scope="session")
+def shared_tmp(tmp_path_factory):
+    """A temp folder of this test session, shared by its xdist workers."""
+    import os
+
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@_pytest_study.fixture(scope="session")
+def chromium() -> str:
+    """Path of a headless-capable Chromium (a prerequisite: `make browser` installs it)."""
+    from helpers import find_chromium
+
+    path = find_chromium()
+    if path is None:
+        _pytest_study.skip("Chromium is not installed: run `make browser` (apt-get install -y chromium), "
+                           "as `make test` does")
+    return path
+# ==== end issue 12 ================================================================================

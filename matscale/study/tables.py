@@ -144,3 +144,59 @@ def exponent_rows(data_fits: Mapping[str, SeriesFit], param_fits: Mapping[str, S
             rows.append({"arch": arch, "exponent": "compute (C)", "value": p.value, "ci_low": p.ci_low,
                          "ci_high": p.ci_high})
     return pd.DataFrame(rows, columns=["arch", "exponent", "value", "ci_low", "ci_high"])
+
+
+def frontier_table(fronts: Mapping[str, FrontierFit]) -> pd.DataFrame:
+    """One row per arch: runs, points on its Pareto front, gamma / L_inf / F as estimates (or why not)."""
+    rows = []
+    for arch, f in fronts.items():
+        row = {"arch": arch, "runs": f.curves["run_id"].nunique() if len(f.curves) else 0, "front points": len(f.front)}
+        if f.ok:
+            for name in ("gamma", "L_inf", "F"):
+                p = f.fit.params[name]
+                row[name] = format_estimate(p.value, p.stderr, p.ci_low, p.ci_high)
+        else:
+            row["note"] = f.reason
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("arch") if rows else pd.DataFrame()
+
+
+def allocation_exponents(joint_fits: Mapping[str, JointFit]) -> pd.DataFrame:
+    """a and b of N* ∝ C^a, D* ∝ C^b per arch (estimates), its k (FLOPs per parameter per
+    structure) and the interval method, or why there is no allocation."""
+    rows = []
+    for arch, j in joint_fits.items():
+        row = {"arch": arch, "a (N* ∝ C^a)": "—", "b (D* ∝ C^b)": "—", "k (FLOPs / parameter / structure)": j.k,
+               "interval method": j.reason or "; ".join(j.notes)}
+        if j.ok and j.optimal:
+            o = j.optimal
+            row.update({"a (N* ∝ C^a)": format_estimate(o["a"], o["a_stderr"], *o["a_ci"]),
+                        "b (D* ∝ C^b)": format_estimate(o["b"], o["b_stderr"], *o["b_ci"]),
+                        "interval method": o["method"]})
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("arch") if rows else pd.DataFrame()
+
+
+def extrapolation_points(s: SeriesFit, held_x: float) -> pd.DataFrame:
+    """A series' points for the extrapolation chart: x, val_loss (mean), sigma, held_out."""
+    pts = s.points.rename(columns={"mean": Y}).assign(held_out=lambda d: d[s.x] == held_x)
+    pts["sigma"] = pts["std"].fillna(0.0)
+    return pts
+
+
+def equivariance_points(eq: pd.DataFrame, table: pd.DataFrame, archs, kind: str) -> pd.DataFrame:
+    """The force equivariance error along each arch's parameter ("params") or data ("data")
+    series: one point per setting (seeds averaged with `aggregate`), x named as in the charts."""
+    from matscale.study.results import AXES, SETTING, aggregate, series
+
+    x, label = AXES[kind], {"params": "non_embedding_parameters", "n_train": "training_structures"}[AXES[kind]]
+    frames = []
+    for arch in archs:
+        ids = series(table, arch, kind)["run_id"]
+        runs = eq[eq["run_id"].isin(ids) & (eq["arch"] == arch)]
+        if len(runs):
+            pts = aggregate(runs, x, "forces_rel", by=SETTING[kind])
+            frames.append(pts.rename(columns={"mean": "forces_rel", "std": "sigma", x: label}).assign(arch=arch))
+    if not frames:
+        return pd.DataFrame(columns=["arch", label, "forces_rel", "sigma", "n"])
+    return pd.concat(frames, ignore_index=True).fillna({"sigma": 0.0})

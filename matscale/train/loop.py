@@ -15,9 +15,9 @@ rank 0 writes. Any exception marks the run failed (summary.json: status, error) 
 
 The loop's state between steps is one `TrainState` (counters, best validation, the train
 metrics since the last validation); `summary.json` is one `RunSummary` (matscale/run_summary.py).
-Fault injection for tests: set the module attribute `after_step` to a callable; it is called
-with the step number after every optimiser step (raise there, or SIGKILL the process, to
-test that `resume=True` continues exactly).
+Hook for tests and benchmarks: set the module attribute `after_step` to a callable; it is
+called with the step number after every optimiser step (tests raise there or SIGKILL the
+process to check that `resume=True` continues exactly; bench/bench_study.py times steps).
 """
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ from matscale.train.validation import autocast, evaluate, parity
 
 VIS_STRUCTURES = 64
 CHECKPOINT_SECONDS = 600.0  # between validations, last.pt is still refreshed this often (s)
-after_step: Callable[[int], None] | None = None  # test hook, called after each optimiser step
+after_step: Callable[[int], None] | None = None  # hook (tests, benchmarks), called after each optimiser step
 
 
 def _now() -> str:
