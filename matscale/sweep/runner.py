@@ -126,7 +126,7 @@ def make_executor(executor: str | LocalExecutor | SlurmExecutor = "local", *, ma
         settings = dict(slurm or {})
         if max_parallel is not None:
             settings["array_parallelism"] = max_parallel
-        if threads_per_run is not None:
+        if threads_per_run is not None and threads_per_run != "auto":
             settings.setdefault("cpus_per_task", threads_per_run)
         return SlurmExecutor(settings)
     raise ConfigError(f"executor must be local or slurm, got {executor!r}")

@@ -137,8 +137,11 @@ def load(source: str | Path | Mapping[str, Any], overrides: Mapping[str, Any] | 
     if bad:
         raise ConfigError(f"{where}: unknown local setting(s) {', '.join(bad)}; allowed: {', '.join(LOCAL_KEYS)}")
     for key, value in local.items():
+        if key == "threads_per_run" and value == "auto":  # LocalExecutor.auto_layout decides
+            continue
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise ConfigError(f"{where}: local.{key} must be a whole number >= 1, got {value!r}")
+            raise ConfigError(f"{where}: local.{key} must be a whole number >= 1"
+                              f"{' or auto' if key == 'threads_per_run' else ''}, got {value!r}")
     runner = raw.get("runner", "cli")
     if runner not in RUNNERS:
         raise ConfigError(f"{where}: runner must be one of {', '.join(RUNNERS)}, got {runner!r}")

@@ -37,6 +37,7 @@ from matscale.data.batch import collate
 from matscale.errors import ConfigError, MatscaleError
 from matscale.fserrors import ensure_dir
 from matscale.locks import run_lock
+from matscale.models import graph_cache
 from matscale.run_summary import RunSummary
 from matscale.runs import FINISHED, RunDir, atomic_write_bytes, remove_orphan_temps, resolve_root
 from matscale.train import checkpoint, distributed, flops, guards
@@ -216,10 +217,13 @@ class _Trainer:
         self.summary.update(normalization=self.norm.to_dict(), loss_units=self.scales.to_dict())
         model.to(self.device)
         self.model = model
-        if not self.spec.trainable:
-            self._fit_baseline()
-        else:
-            self._train(ckpt)
+        # radius graphs recur every epoch unless positions are augmented (graph_cache.py)
+        cache = None if cfg.rotation_augment else graph_cache.GraphCache.from_mb(cfg.graph_cache_mb)
+        with graph_cache.use(cache):
+            if not self.spec.trainable:
+                self._fit_baseline()
+            else:
+                self._train(ckpt)
 
     # -- closed-form baselines ----------------------------------------------------------------
     def _fit_baseline(self) -> None:
@@ -311,6 +315,9 @@ class _Trainer:
         if self.info.enabled:  # DDP needs to know whether some parameters never get a gradient
             probe = collate([self.train_set[0]], labels=True).to(self.device)
             find_unused = bool(distributed.unused_parameters(model, probe, step_loss))
+        if cfg.compile:  # after the FLOP count (it deep-copies the eager model)
+            from matscale.train.compile import compile_model
+            compile_model(model)
         self.ddp_model = distributed.wrap(model, self.info, self.device, find_unused)
         self.last_save = time.perf_counter()
         return st
