@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     slurm.update({k: v for k, v in cli_slurm.items() if v is not None})
 
     if args.dry_run:
-        points, rows = plan(sweep.configs, args.root, runner, args.restart_failed, notebook)
+        points, rows = plan(sweep.configs, args.root, runner, args.restart_failed, notebook, invalid=sweep.invalid)
         ex = make_executor(executor, max_parallel=max_parallel, threads_per_run=threads, slurm=slurm)
         print(f"{sweep.name}: {len(points) + len(rows)} point(s); {ex.describe()}")
         for r in rows:
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
 
     frame = run_sweep(sweep.configs, executor, max_parallel=max_parallel, threads_per_run=threads, root=args.root,
                       runner=runner, notebook=notebook, slurm=slurm, restart_failed=args.restart_failed,
-                      progress=not args.no_progress, name=sweep.name)
+                      progress=not args.no_progress, name=sweep.name, invalid=sweep.invalid)
     print(summary_table(frame))
     return 1 if (frame["status"] == "failed").any() else 0
 

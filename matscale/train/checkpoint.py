@@ -65,8 +65,7 @@ def load(path: str | Path, run_id: str | None = None, map_location: str | torch.
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, OSError, AttributeError) as exc:
-        raise CheckpointError(f"checkpoint {path} is corrupt or not a matscale checkpoint ({type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0] if str(exc) else ''}); delete it and re-run with --force") from exc
+        raise CheckpointError(f"checkpoint {path} {_why(exc)}; delete it and re-run with --force") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "model" not in ckpt:
         raise CheckpointError(f"checkpoint {path} is not a matscale checkpoint (format {FORMAT}); "
                               "re-run with --force to start over")
@@ -74,6 +73,22 @@ def load(path: str | Path, run_id: str | None = None, map_location: str | torch.
         raise CheckpointError(f"checkpoint {path} belongs to run {ckpt.get('run_id')!r}, not {run_id!r}: "
                               "its settings differ; re-run with --force to start over")
     return ckpt
+
+
+def _why(exc: BaseException) -> str:
+    """Why torch could not load a checkpoint, in our words: torch's own text advises loading with
+    weights_only=False, which would execute whatever the file contains, so it is never passed on."""
+    text = str(exc)
+    if "Unsupported global" in text or "GLOBAL" in text:
+        return ("holds objects other than tensors and plain values (not a matscale checkpoint, possibly "
+                "unsafe); matscale only loads plain checkpoints and will not unpickle it")
+    if isinstance(exc, EOFError) or "unexpected EOF" in text or "failed finding central directory" in text:
+        return "is truncated or corrupt (an interrupted write or copy)"
+    if "weights_only" in text or "Weights only" in text:  # torch's advice is dropped; keep only its finding
+        detail = text.split("WeightsUnpickler error:", 1)[-1].strip().splitlines()
+        return f"is corrupt or not a matscale checkpoint ({detail[0][:120] if detail else 'unreadable'})"
+    first = text.splitlines()[0][:200] if text else ""
+    return f"is corrupt or not a matscale checkpoint ({type(exc).__name__}{': ' + first if first else ''})"
 
 
 def load_model_state(model: torch.nn.Module, state: dict[str, torch.Tensor], path: str | Path = "checkpoint") -> None:

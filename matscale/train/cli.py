@@ -85,11 +85,15 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     config = config_from_args(args)
+    from matscale import lifeline
+
+    lifeline.die_with_parent()  # started by a sweep: do not outlive it
     from matscale.train import distributed
     from matscale.train.loop import train
 
     quiet = True if args.quiet else None
-    result = train(config, resume=args.resume, force=args.force, quiet=quiet)
+    with lifeline.terminate_as_interrupt():  # SIGTERM/SIGHUP: recorded as interrupted, never left running
+        result = train(config, resume=args.resume, force=args.force, quiet=quiet)
     if distributed.from_env().is_main:
         s = result.summary
         if result.skipped:

@@ -31,16 +31,19 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from matscale import models
+from matscale import lifeline, models
 from matscale.config import TrainConfig
 from matscale.data.batch import collate
 from matscale.errors import ConfigError, MatscaleError
+from matscale.fserrors import ensure_dir
+from matscale.locks import run_lock
 from matscale.models import graph_cache
 from matscale.run_summary import RunSummary
-from matscale.runs import FINISHED, RunDir, atomic_write_bytes, resolve_root
+from matscale.runs import FINISHED, RunDir, atomic_write_bytes, remove_orphan_temps, resolve_root
 from matscale.train import checkpoint, distributed, flops, guards
 from matscale.train.data import loss_unit_structures, natoms_of, open_datasets
 from matscale.train.logs import TENSORBOARD_DIR, RunLog
+from matscale.train.diagnose import failure_message, nonfinite_loss_error
 from matscale.train.loss import LossMeter, LossScales, LossWeights, loss
 from matscale.train.normalization import Normalization, fit_normalization
 from matscale.train.schedule import make_scheduler
@@ -68,6 +71,7 @@ def train(config: TrainConfig, *, resume: bool = False, force: bool = False, qui
     then hashes their contents (`data_fingerprint` = memory-<hex>), so read it from the result.
     """
     config = resolved_config(config, train_set, val_set)
+    lifeline.die_with_parent()  # run for a sweep (e.g. in a papermill kernel): do not outlive it
     info, device = distributed.setup(config.device)
     started_group = info.enabled
     try:
@@ -135,6 +139,15 @@ class _Trainer:
 
     # -- main -------------------------------------------------------------------------------------
     def run(self) -> RunResult:
+        """One lock per run folder (rank 0 holds it): a second train/resume/sweep/evaluate is refused."""
+        root = self.rundir.path.parent
+        if not self.info.is_main:
+            return self._run_locked()
+        ensure_dir(root, "run root")
+        with run_lock(root, self.run_id):
+            return self._run_locked()
+
+    def _run_locked(self) -> RunResult:
         prepared = self._prepare_folder()
         if prepared is not None and "skip" in prepared:
             s = prepared["skip"]
@@ -146,16 +159,20 @@ class _Trainer:
                                   started_at=_now(), world_size=self.info.world_size, device=self.device,
                                   resumed=ckpt is not None)
         if self.info.is_main:
-            self.rundir.path.mkdir(parents=True, exist_ok=True)
+            ensure_dir(self.rundir.path, "run folder")
+            remove_orphan_temps(self.rundir.path)  # left by a process killed mid-write
             self.rundir.write_config(self.config.to_dict(), {"world_size": self.info.world_size})
             self._write_summary()
         try:
             self._run(ckpt)
         except BaseException as exc:
             if self.info.is_main:
-                message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-                self.summary.update(status="failed", error=message, finished_at=_now(), wall_s=self._wall())
-                self._write_summary()
+                self.summary.update(status="failed", error=failure_message(exc), finished_at=_now(),
+                                    wall_s=self._wall())
+                try:
+                    self._write_summary()
+                except OSError:  # e.g. the disk is still full: the lock shows the run as interrupted
+                    pass
             raise
         return RunResult(self.run_id, self.rundir.path, self.summary.status, self.summary.to_dict())
 
@@ -348,8 +365,7 @@ class _Trainer:
         if stand_in:  # a process without a structure of its own in this batch
             total = total * 0.0
         if cfg.precision != "fp16" and not torch.isfinite(total):
-            raise MatscaleError(f"the loss became {total.item()} at step {st.step + 1}; "
-                                "lower lr or raise grad clipping")
+            raise nonfinite_loss_error(total.item(), st.step + 1, self.train_set, gb, self.norm)
         self.scaler.scale(total * info.world_size).backward()
         self.scaler.unscale_(self.optimizer)
         clip = cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
