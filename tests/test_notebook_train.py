@@ -111,7 +111,7 @@ def test_notebook_runs_with_papermill_on_the_tiny_set(tmp_path, tiny_data_root, 
                            "-k", "python3"], cwd=workdir, capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "Unable to parse" not in proc.stderr and "Passed unknown parameter" not in proc.stderr
-    run_dirs = [p for p in runs_root.iterdir() if p.is_dir()]
+    run_dirs = [p for p in runs_root.iterdir() if p.is_dir() and not p.name.startswith("_")]
     assert {p.name.split("-")[0] for p in run_dirs} == {"fcn", "linear"}
     fcn = next(p for p in run_dirs if p.name.startswith("fcn"))
     m = pd.read_csv(fcn / "metrics.csv")
