@@ -13,16 +13,18 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m matscale data", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
-    s = sub.add_parser("synth", help="generate a synthetic OMat24-format dataset (EMT labels)")
+    s = sub.add_parser("synth", help="generate a synthetic OMat24-format dataset (EMT or teacher labels)")
     s.add_argument("--out", required=True, help="output directory (must not exist or be empty)")
     s.add_argument("--structures", type=int, default=20_000, help="target training structures (val adds ~10%%)")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--calculator", default="emt", help="label calculator: emt (default), emt-ase, or module:factory")
+    s.add_argument("--calculator", default="emt", help="label calculator: emt (default), emt-ase, chgnet or sevennet "
+                   "(pretrained teachers, extra 'teacher'), or module:factory")
     s.add_argument("--workers", type=int, default=None, help="worker processes (default: min(2, CPUs))")
     s.add_argument("--shard-rows", type=int, default=None, help="rows per .aselmdb shard (default 25000)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    e = sub.add_parser("ensure", help="generate the default dataset if it is missing; print its path")
+    e = sub.add_parser("ensure", help="generate the default (or a named) dataset if it is missing; print its path")
+    e.add_argument("--dataset", default=None, help="named dataset: omat24-emt-v1 (default) or omat24-teacher-v1")
     e.add_argument("--workers", type=int, default=None)
     e.add_argument("--quiet", action="store_true")
 
@@ -54,9 +56,12 @@ def _synth(a) -> int:
 
 
 def _ensure(a) -> int:
-    from matscale.data.default import ensure_default
+    from matscale.data.default import ensure_default, ensure_named
 
-    print(ensure_default(progress=not a.quiet, workers=a.workers))
+    if a.dataset is None:
+        print(ensure_default(progress=not a.quiet, workers=a.workers))
+    else:
+        print(ensure_named(a.dataset, progress=not a.quiet, workers=a.workers))
     return 0
 
 

@@ -127,7 +127,8 @@ def run_job(job: Job) -> tuple[Job, list[recipes.Frame]]:
     seed = _STATE["seed"]
     calc = calc_spec.factory()  # fresh per job: results never depend on an earlier job's state
     min_atoms = 2 if any(spec(s).kind == "aimd" for s in job.subsets) else 1
-    parent = make_parent(seed, job.parent_index, calc, calc_spec.elements, min_atoms=min_atoms)
+    builder = calc_spec.parents or make_parent
+    parent = builder(seed, job.parent_index, calc, calc_spec.elements, min_atoms=min_atoms)
     frames: list[recipes.Frame] = []
     for subset in job.subsets:
         sp = spec(subset)
@@ -239,7 +240,12 @@ def synthesize(
         report.parents = {k: len(v) for k, v in parents.items()}
         report.elapsed_s = time.perf_counter() - t0
         info = asdict(report)
-        info.update(format=FORMAT, recipe=recipe_constants(), structures_per_s=report.structures_per_s)
+        info.update(format=FORMAT, recipe=recipe_constants(calculator), structures_per_s=report.structures_per_s)
+        if calc.parents is not None:
+            from matscale.data import teacher
+
+            if calculator in teacher.PACKAGES:
+                info.update(teacher=teacher.versions(calculator))
         info.pop("root")
         (tmp / "synth.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
         if out.exists():
@@ -252,8 +258,18 @@ def synthesize(
     return report
 
 
-def recipe_constants() -> dict:
-    """The sampling constants, recorded in synth.json for provenance."""
+def recipe_constants(calculator: str | None = None) -> dict:
+    """The sampling constants, recorded in synth.json for provenance; a calculator with its own
+    parent builder (the teachers) adds that builder's constants and its guard's."""
     names = ["CANDIDATES", "PICKS", "STRAIN_SIGMA_1000K", "TIMESTEP_FS", "FRAMES", "NVT_TDAMP_FS", "NPT_TTAU_FS",
              "RELAX_RATTLE_A", "RELAX_STRAIN", "RELAX_FMAX", "RELAX_MAX_STEPS", "MAX_FORCE", "MAX_STRESS"]
-    return {n: getattr(recipes, n) for n in names} | {"VAL_SHARE": VAL_SHARE}
+    out = {n: getattr(recipes, n) for n in names} | {"VAL_SHARE": VAL_SHARE}
+    from matscale.data.calculators import CALCULATORS
+
+    if calculator in CALCULATORS and CALCULATORS[calculator].parents is not None:
+        from matscale.data import prototypes, teacher
+
+        out["PARENTS"] = prototypes.constants()
+        out["GUARD"] = {"MIN_DISTANCE": teacher.MIN_DISTANCE, "ENERGY_PER_ATOM": list(teacher.ENERGY_PER_ATOM),
+                        "BLOWUP_FORCE": teacher.BLOWUP_FORCE}
+    return out
