@@ -212,8 +212,12 @@ def _settle(atoms: Atoms, calc) -> Atoms:
     return out
 
 
-def build_parent(rng: np.random.Generator, calc, elements: tuple[str, ...], min_atoms: int = 1) -> tuple[Atoms, str]:
-    """A relaxed parent drawn from `rng`: (atoms without calculator, prototype label)."""
+def draw_parent(rng: np.random.Generator, elements: tuple[str, ...],
+                min_atoms: int = 1) -> tuple[Atoms, tuple[int, int, int], str]:
+    """An unrelaxed parent drawn from `rng`: (cell to relax, supercell repeats, prototype label).
+
+    Ordered prototypes return their primitive cell (relaxed, then repeated); random alloys their
+    supercell with repeats (1, 1, 1)."""
     allowed = set(elements)
     for _ in range(50):  # draw a prototype whose chemistry the element set allows
         proto = _pick(rng, PROTOTYPES)
@@ -230,8 +234,13 @@ def build_parent(rng: np.random.Generator, calc, elements: tuple[str, ...], min_
         atoms = cell.repeat(reps)
         fractions = rng.dirichlet(np.ones(len(chosen)))
         atoms.set_chemical_symbols([chosen[k] for k in rng.choice(len(chosen), size=len(atoms), p=fractions)])
-        return _settle(atoms, calc), f"{cell.info['lattice']}-random"
-    label = cell.info.get("lattice", proto)
+        return atoms, (1, 1, 1), f"{cell.info['lattice']}-random"
+    return cell, reps, cell.info.get("lattice", proto)
+
+
+def build_parent(rng: np.random.Generator, calc, elements: tuple[str, ...], min_atoms: int = 1) -> tuple[Atoms, str]:
+    """A relaxed parent drawn from `rng`: (atoms without calculator, prototype label)."""
+    cell, reps, label = draw_parent(rng, elements, min_atoms)
     return _settle(cell, calc).repeat(reps), label
 
 
