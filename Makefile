@@ -17,7 +17,7 @@ export MKL_NUM_THREADS ?= 1
 STUDY ?= default
 SWEEP := book/sweeps/$(STUDY).yaml
 
-.PHONY: venv test book data study runs bench clean-book
+.PHONY: venv test book data data-teacher study runs bench clean-book
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,12 @@ test: $(STAMP)
 
 data: $(STAMP)
 	$(BIN)/python -m matscale data ensure
+
+# the CHGNet-labelled dataset (omat24-teacher-v1, ~70 elements): ~15 CPU-minutes, once; then
+# refresh its committed summary (book/data/teacher_stats.json) that the book reads
+data-teacher: $(STAMP)
+	nice -n 10 $(BIN)/python -m matscale data ensure --dataset omat24-teacher-v1
+	$(BIN)/python -m matscale data summary --dataset omat24-teacher-v1 --out book/data/teacher_stats.json
 
 # rerun the study from scratch: earlier results move to runs/_archive/<time>/, then every point trains
 study: $(STAMP) data

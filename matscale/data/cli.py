@@ -1,4 +1,4 @@
-"""`python -m matscale data synth|ensure|stats|download`: make, fetch and inspect datasets.
+"""`python -m matscale data synth|ensure|stats|summary|download`: make, fetch and inspect datasets.
 
 Only argparse is imported at start-up; each command imports what it needs (no torch or
 fairchem anywhere on these paths).
@@ -33,6 +33,13 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--split", action="append", choices=["train", "val"], help="split(s) (default: both present)")
     t.add_argument("--subsets", default=None, help="comma-separated subset names (default: all)")
     t.add_argument("--json", default=None, metavar="FILE", help="also write machine-readable JSON to FILE ('-' = stdout only)")
+
+    m = sub.add_parser("summary", help="write a dataset's per-subset statistics and element counts as JSON "
+                                       "(what the book shows of a dataset a fresh clone lacks)")
+    m_src = m.add_mutually_exclusive_group(required=True)
+    m_src.add_argument("--dataset", default=None, help="named dataset (omat24-emt-v1, omat24-teacher-v1)")
+    m_src.add_argument("--dir", default=None, help="dataset root")
+    m.add_argument("--out", required=True, help="JSON file to write")
 
     d = sub.add_parser("download", help="download one OMat24 subset archive and unpack it")
     d.add_argument("--subset", required=True)
@@ -80,6 +87,24 @@ def _stats(a) -> int:
     return 0
 
 
+def _summary(a) -> int:
+    from pathlib import Path
+
+    from matscale.data.default import dataset_root, is_complete
+    from matscale.data.elements import write_summary
+    from matscale.errors import DataError
+
+    root = dataset_root(a.dataset) if a.dataset else Path(a.dir)
+    if not is_complete(root):
+        hint = f"make it first: python -m matscale data ensure --dataset {a.dataset}" if a.dataset else "check the path"
+        raise DataError(f"no complete dataset at {root}; {hint}")
+    made_by = f"python -m matscale data summary --dataset {a.dataset}" if a.dataset else "python -m matscale data summary"
+    info = write_summary(root, a.out, made_by=made_by)
+    n = len({e["element"] for e in info["elements"]})
+    print(f"wrote {a.out}: {root.name}, {n} elements, {info['size_bytes'] / 1e6:.1f} MB on disk")
+    return 0
+
+
 def _download(a) -> int:
     from matscale.data.download import download
 
@@ -91,7 +116,8 @@ def _download(a) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    return {"synth": _synth, "ensure": _ensure, "stats": _stats, "download": _download}[args.cmd](args)
+    return {"synth": _synth, "ensure": _ensure, "stats": _stats, "summary": _summary,
+            "download": _download}[args.cmd](args)
 
 
 if __name__ == "__main__":  # pragma: no cover
