@@ -6,7 +6,12 @@ defined exactly once, here. `validate()` returns a resolved copy (size and devic
 or raises `ConfigError` with one message saying what is wrong and how to fix it.
 
 The run id (`run_id()`) is a readable prefix plus a hash of the settings that change results
-(`RESULT_FIELDS`): device, worker count, caching, the run root and `vis_every` do not.
+(fields with `hashed=True`): device, worker count, caching, the run root and `vis_every` do
+not. The dataset enters through `data_fingerprint`, not through the `data` path: `validate()`
+resolves `data` (None: the default dataset, whose id is derived without generating it) to
+its fingerprint, so the same settings on two datasets are two runs, and a dataset moved to
+another folder or machine keeps its runs. A recorded fingerprint (a run's config.json) is
+kept only when its dataset is not reachable here.
 """
 from __future__ import annotations
 
@@ -38,7 +43,10 @@ class TrainConfig:
                           group="model")
     # -- data ----------------------------------------------------------------------------
     data: str | None = _f(None, "dataset root (OMat24 layout <root>/<split>/<subset>/); "
-                                "default: the embedded EMT dataset", group="data")
+                                "default: the embedded EMT dataset", hashed=False, group="data")
+    data_fingerprint: str | None = _f(None, "id of the dataset, filled in by validate() from data (see "
+                                            "matscale.data.fingerprint); it enters the run id, the path does not",
+                                      group="data")
     subsets: tuple[str, ...] | None = _f(None, "training/validation subsets (comma-separated); default: all",
                                          group="data")
     frac: float = _f(0.01, "fraction of the training split to train on (nested across fractions)",
@@ -145,7 +153,7 @@ class TrainConfig:
         device = resolve_device(c.device) if check_device else c.device
         if check_device:
             check_precision(c.precision, device)
-        return c.replace(size=size, device=device)
+        return c.replace(size=size, device=device, data_fingerprint=_resolve_fingerprint(c))
 
     # -- identity ------------------------------------------------------------------------
     def result_settings(self) -> dict[str, Any]:
@@ -154,11 +162,34 @@ class TrainConfig:
         return {f.name: d[f.name] for f in fields(self) if f.metadata.get("hashed", True)}
 
     def run_id(self) -> str:
-        """Readable prefix + 8 hex digits of the hash of `result_settings()`."""
-        blob = json.dumps(self.result_settings(), sort_keys=True, default=str)
+        """Readable prefix + 8 hex digits of the hash of `result_settings()` (the dataset
+        fingerprint resolved first when unset, so `run_id()` == `validate().run_id()`)."""
+        settings = self.result_settings()
+        if settings["data_fingerprint"] is None:
+            try:
+                settings["data_fingerprint"] = _resolve_fingerprint(self)
+            except ConfigError:  # an invalid config still gets an id (to report it by)
+                settings["data_fingerprint"] = f"unresolved:{self.data}"
+        blob = json.dumps(settings, sort_keys=True, default=str)
         digest = hashlib.sha256(blob.encode()).hexdigest()[:8]
         size = self.size if self.size is not None else "default"
         return f"{self.arch}-{size}-frac{self.frac:g}-seed{self.seed}-{digest}"
+
+
+def _resolve_fingerprint(c: TrainConfig) -> str:
+    """The fingerprint of `c.data` (the default dataset when None); a recorded one when the
+    folder is not here (e.g. reading runs trained elsewhere); else ConfigError."""
+    from matscale.data.fingerprint import fingerprint
+    from matscale.errors import DataError
+
+    if c.data_fingerprint is not None and str(c.data_fingerprint).startswith("memory-"):
+        return c.data_fingerprint  # in-memory data (train(train_set=...)): nothing on disk to check
+    try:
+        return fingerprint(c.data)
+    except DataError as exc:
+        if c.data_fingerprint is not None:
+            return c.data_fingerprint
+        raise ConfigError(str(exc)) from exc
 
 
 def _as_subsets(value) -> tuple[str, ...]:

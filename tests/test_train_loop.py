@@ -14,7 +14,7 @@ from matscale import models
 from matscale.config import TrainConfig
 from matscale.errors import CheckpointError, ConfigError, DataError
 from matscale.train import checkpoint
-from matscale.train.loop import train
+from matscale.train.loop import resolved_config, train
 
 torch.set_num_threads(1)
 
@@ -22,7 +22,7 @@ TINY = dict(arch="fcn", size="xs", epochs=3, batch_size=8, lr=3e-3, device="cpu"
 
 
 def _train(tmp_path, data, val, **changes):
-    cfg = TrainConfig(**{**TINY, "run_root": str(tmp_path), **changes})
+    cfg = resolved_config(TrainConfig(**{**TINY, "run_root": str(tmp_path), **changes}), data, val)
     return cfg, train(cfg, train_set=data, val_set=val, quiet=True)
 
 
@@ -137,7 +137,7 @@ def test_failed_run_records_the_error(tmp_path, emt_structures, emt_val_structur
 
     bad = [a.copy() for a in emt_structures[:8]]
     bad[3].calc = SinglePointCalculator(bad[3], energy=1.0)  # no forces/stress
-    cfg = TrainConfig(**{**TINY, "run_root": str(tmp_path)})
+    cfg = resolved_config(TrainConfig(**{**TINY, "run_root": str(tmp_path)}), bad, emt_val_structures[:4])
     with pytest.raises(DataError):
         train(cfg, train_set=bad, val_set=emt_val_structures[:4], quiet=True)
     s = json.loads((tmp_path / cfg.run_id() / "summary.json").read_text())
@@ -230,7 +230,8 @@ def test_resume_from_a_time_based_checkpoint_keeps_train_metrics(tmp_path, emt_s
     _, ref = _train(tmp_path / "ref", data, val, epochs=4, val_every=2)
     monkeypatch.setattr(loop, "CHECKPOINT_SECONDS", -1.0)  # a checkpoint after every epoch
     monkeypatch.setenv("MATSCALE_RAISE_AT_STEP", "7")  # epoch 4, after epoch 3's checkpoint
-    cfg = TrainConfig(**{**TINY, "run_root": str(tmp_path / "b"), "epochs": 4, "val_every": 2})
+    cfg = resolved_config(TrainConfig(**{**TINY, "run_root": str(tmp_path / "b"), "epochs": 4, "val_every": 2}),
+                          data, val)
     with pytest.raises(RuntimeError, match="injected failure"):
         train(cfg, train_set=data, val_set=val, quiet=True)
     assert json.loads((tmp_path / "b" / cfg.run_id() / "summary.json").read_text())["status"] == "failed"

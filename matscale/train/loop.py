@@ -81,9 +81,10 @@ def train(config: TrainConfig, *, resume: bool = False, force: bool = False, qui
     force: start over whatever exists. quiet: no progress bars (default: when stderr is not a
     terminal). require_weights: re-train a finished run whose checkpoints/best.pt is missing
     (run folders are committed without checkpoints). train_set / val_set: optional in-memory
-    datasets (indexable sequences of labelled ase.Atoms) replacing `config.data`.
+    datasets (indexable sequences of labelled ase.Atoms) replacing `config.data`; the run id
+    then hashes their contents (`data_fingerprint` = memory-<hex>), so read it from the result.
     """
-    config = config.validate()
+    config = resolved_config(config, train_set, val_set)
     info, device = distributed.setup(config.device)
     started_group = info.enabled
     try:
@@ -92,6 +93,19 @@ def train(config: TrainConfig, *, resume: bool = False, force: bool = False, qui
     finally:
         if started_group:
             distributed.teardown()
+
+
+def resolved_config(config: TrainConfig, train_set=None, val_set=None) -> TrainConfig:
+    """`config.validate()`, with the fingerprint of in-memory datasets when some are given
+    (memory-<hex> of their contents: the run id names the data it trained on)."""
+    config = config.validate()
+    if train_set is not None or val_set is not None:
+        from matscale.data.fingerprint import memory_fingerprint
+
+        disk = config.data_fingerprint
+        config = config.replace(data_fingerprint=memory_fingerprint(
+            disk if train_set is None else train_set, disk if val_set is None else val_set))
+    return config
 
 
 class _Trainer:
