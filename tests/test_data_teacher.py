@@ -218,3 +218,26 @@ def test_chgnet_dataset_forces_match_finite_differences_and_read_back(tmp_path, 
         assert err < 0.02 + 0.02 * np.abs(forces).max(), (idx, forces, fd)
     print(f"{len(written)} structures, {len(elements)} elements; max |F - F_fd| = {worst:.2e} eV/Å "
           "over 6 atoms of 3 structures")
+
+
+def test_named_teacher_dataset_resolves_without_generating(tmp_path, monkeypatch):
+    """`data: omat24-teacher-v1` gets a fingerprint (hence run ids) on a clone without the dataset,
+    and the CLI says how to make it when a summary is asked for."""
+    import subprocess
+    import sys
+
+    from matscale.data import default, synth
+    from matscale.data.fingerprint import fingerprint, synth_fingerprint
+
+    monkeypatch.setenv("MATSCALE_TEACHER_DATA", str(tmp_path / "absent"))
+    ds = default.named(default.TEACHER_NAME)
+    assert default.dataset_root(default.TEACHER_NAME) == tmp_path / "absent"
+    assert fingerprint(default.TEACHER_NAME) == synth_fingerprint(ds.structures, ds.seed, ds.calculator,
+                                                                  recipe=synth.recipe_constants(ds.calculator))
+    assert fingerprint(default.TEACHER_NAME) != fingerprint(None)
+    with pytest.raises(DataError, match="unknown dataset"):
+        default.named("omat24-nope")
+    out = subprocess.run([sys.executable, "-m", "matscale", "data", "summary", "--dataset", default.TEACHER_NAME,
+                          "--out", str(tmp_path / "s.json")], capture_output=True, text=True)
+    assert out.returncode == 2 and "data ensure --dataset omat24-teacher-v1" in out.stderr
+    assert "Traceback" not in out.stderr

@@ -42,7 +42,7 @@ class NamedDataset:
 
 TEACHER_NAME = "omat24-teacher-v1"
 # sized so that generation takes ~15 CPU-minutes on one core (README: measured time and size)
-TEACHER_STRUCTURES = 2_000
+TEACHER_STRUCTURES = 1_500
 DATASETS: dict[str, NamedDataset] = {
     NAME: NamedDataset(NAME, DEFAULT_STRUCTURES, DEFAULT_SEED, DEFAULT_CALCULATOR, ENV_VAR),
     TEACHER_NAME: NamedDataset(TEACHER_NAME, TEACHER_STRUCTURES, 0, "chgnet", "MATSCALE_TEACHER_DATA"),

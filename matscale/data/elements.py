@@ -109,3 +109,26 @@ def read_summary(path: str | os.PathLike):
     stats[STAT_COLUMNS] = stats[STAT_COLUMNS].astype(float)
     elements = pd.DataFrame(info.pop("elements"), columns=["split", "element", "Z", "structures", "atoms"])
     return info, stats, elements
+
+
+def committed_summary(name: str = "teacher_stats.json") -> Path:
+    """A dataset summary committed with the book: `<repo>/book/data/<name>`."""
+    return Path(__file__).resolve().parents[2] / "book" / "data" / name
+
+
+def subset_sizes(stats):
+    """Structures per subset and split, with the training split's atoms per structure
+    (mean, min, median, max), from a `summary_statistics` table."""
+    natoms = stats[stats["quantity"] == "natoms"]
+    sizes = natoms.pivot_table(index="subset", columns="split", values="count", sort=False).astype(int)
+    atoms = natoms[natoms["split"] == "train"].set_index("subset")[["mean", "min", "p50", "max"]]
+    atoms.columns = [f"atoms/structure {c} (train)" for c in atoms.columns]
+    return sizes.join(atoms).rename(columns={"train": "train structures", "val": "val structures"})
+
+
+def quantity_table(stats, quantity: str, columns=("count", "mean", "std", "p05", "p50", "p95", "max")):
+    """One quantity's statistics: subsets as rows, (split, statistic) as columns."""
+    part = stats[stats["quantity"] == quantity]
+    wide = part.pivot_table(index="subset", columns="split", values=list(columns), sort=False)
+    splits = [s for s in ("train", "val") if s in set(part["split"])]
+    return wide.swaplevel(axis=1)[[(split, c) for split in splits for c in columns]]
