@@ -241,3 +241,25 @@ def test_named_teacher_dataset_resolves_without_generating(tmp_path, monkeypatch
                           "--out", str(tmp_path / "s.json")], capture_output=True, text=True)
     assert out.returncode == 2 and "data ensure --dataset omat24-teacher-v1" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+@pytest.mark.skipif(not teacher.available("sevennet"),
+                    reason="optional SevenNet teacher not installed (pip install 'matscale[sevennet]')")
+@pytest.mark.slow
+def test_sevennet_forces_and_stress_match_finite_differences():
+    atoms = bulk("MgO", "rocksalt", a=4.3, cubic=True)
+    atoms.rattle(0.05, seed=2)
+    calc = teacher.teacher_calculator("sevennet")
+    forces, fd = _fd_forces(atoms, calc, [0])
+    np.testing.assert_allclose(forces, fd, atol=0.01)
+    # stress = (1/V) dE/dε (ASE sign), checked on the xx component
+    probe = atoms.copy()
+    probe.calc = calc
+    sxx = probe.get_stress()[0]
+    e, eps = [], 1e-3
+    for sign in (1, -1):
+        p = atoms.copy()
+        p.set_cell(atoms.cell[:] @ np.diag([1 + sign * eps, 1, 1]), scale_atoms=True)
+        p.calc = calc
+        e.append(p.get_potential_energy())
+    assert sxx == pytest.approx((e[0] - e[1]) / (2 * eps) / atoms.get_volume(), abs=5e-4)
