@@ -56,7 +56,7 @@ def periodic_table(counts: pd.DataFrame, value: str = "atoms", facet: str | None
         absent = base.transform_filter("!datum.present").mark_rect(color="#eeeeee", stroke="white")
         present = base.transform_filter("datum.present").mark_rect(stroke="white").encode(
             color=alt.Color(f"{value}:Q", scale=alt.Scale(type="log", scheme="yellowgreenblue"),
-                            legend=alt.Legend(title=f"{value} (log)", orient="bottom")),
+                            legend=alt.Legend(title=f"{value} (log)", orient="bottom", format="~s", tickCount=4)),
             tooltip=tooltip)
         text = base.mark_text(fontSize=8).encode(
             text="element:N",
