@@ -238,6 +238,16 @@ def draw_parent(rng: np.random.Generator, elements: tuple[str, ...],
     return cell, reps, cell.info.get("lattice", proto)
 
 
+def drawn_elements(seed: int, parents: dict[int, int], elements: tuple[str, ...]) -> tuple[str, ...]:
+    """Elements of the first-attempt draws of parents {index: min_atoms} of dataset `seed`
+    (no calculator needed; a parent the teacher rejects is redrawn, rarely, with other elements)."""
+    found: set[str] = set()
+    for index, min_atoms in parents.items():
+        atoms, _, _ = draw_parent(np.random.default_rng([int(seed), int(index), 0, 0]), elements, min_atoms)
+        found |= set(atoms.get_chemical_symbols())
+    return tuple(e for e in elements if e in found)
+
+
 def build_parent(rng: np.random.Generator, calc, elements: tuple[str, ...], min_atoms: int = 1) -> tuple[Atoms, str]:
     """A relaxed parent drawn from `rng`: (atoms without calculator, prototype label)."""
     cell, reps, label = draw_parent(rng, elements, min_atoms)
