@@ -167,7 +167,6 @@ def test_chgnet_dataset_forces_match_finite_differences_and_read_back(tmp_path, 
     monkeypatch.setattr(recipes, "RELAX_MAX_STEPS", 7)
     monkeypatch.setattr(recipes, "CANDIDATES", 10)
     spec = get_calculator("chgnet")
-    synth._init_worker(spec, 0)
     jobs = [synth.Job(0, "train", ("rattled-1000", "rattled-500", "rattled-300")),
             synth.Job(1, "train", ("rattled-1000", "rattled-500", "rattled-300")),
             synth.Job(2, "train", ("rattled-300-subsampled",)),
@@ -176,6 +175,7 @@ def test_chgnet_dataset_forces_match_finite_differences_and_read_back(tmp_path, 
             synth.Job(5, "train", ("rattled-relax",)),
             synth.Job(6, "val", ("rattled-1000", "rattled-300")),
             synth.Job(7, "val", ("aimd-from-PBE-1000-nvt",))]
+    synth._init_worker(spec, 0, synth.val_elements(spec, jobs, 0))  # as synthesize() does
     writers, written = {}, []
     for job in jobs:
         _, frames = synth.run_job(job)
@@ -191,11 +191,14 @@ def test_chgnet_dataset_forces_match_finite_differences_and_read_back(tmp_path, 
     train, val = open_split(tmp_path, "train"), open_split(tmp_path, "val")
     assert 45 <= len(train) + len(val) == len(written) <= 80
     assert len(set(train.subset_names)) >= 5
-    elements = set()
+    per_split = {}
     for ds in (train, val):
+        per_split[ds.split] = set()
         for i in range(len(ds)):
-            elements |= set(ds[i].get_chemical_symbols())
+            per_split[ds.split] |= set(ds[i].get_chemical_symbols())
+    elements = per_split["train"] | per_split["val"]
     assert len(elements) >= 10, sorted(elements)
+    assert per_split["val"] <= per_split["train"]  # no element the training split lacks
     # labels read back exactly as written, in OMat24's conventions
     rec = train.record(0)
     first = written[0]
@@ -263,3 +266,17 @@ def test_sevennet_forces_and_stress_match_finite_differences():
         p.calc = calc
         e.append(p.get_potential_energy())
     assert sxx == pytest.approx((e[0] - e[1]) / (2 * eps) / atoms.get_volume(), abs=5e-4)
+
+
+def test_val_parents_draw_only_training_elements():
+    from matscale.data import synth
+    from matscale.data.calculators import CALCULATORS
+
+    spec, jobs = CALCULATORS["chgnet"], synth.plan(600)
+    pool = synth.val_elements(spec, jobs, 0)
+    train = {j.parent_index: synth._min_atoms(j) for j in jobs if j.split == "train"}
+    assert pool == prototypes.drawn_elements(0, train, spec.elements) and 20 <= len(pool) < len(spec.elements)
+    val = {j.parent_index: synth._min_atoms(j) for j in jobs if j.split == "val"}
+    assert set(prototypes.drawn_elements(0, val, pool)) <= set(pool)
+    assert not set(prototypes.drawn_elements(0, val, spec.elements)) <= set(pool)  # the rule matters here
+    assert synth.val_elements(CALCULATORS["emt"], jobs, 0) is None
