@@ -17,7 +17,7 @@ export MKL_NUM_THREADS ?= 1
 STUDY ?= default
 SWEEP := book/sweeps/$(STUDY).yaml
 
-.PHONY: venv test book data data-teacher study runs bench clean-book
+.PHONY: venv test test-fast browser book data data-teacher study runs bench clean-book
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,13 +26,31 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-test: $(STAMP)
+# the full suite (what CI runs): Chromium first, for the book-rendering tests
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) tests
+
+# the edit loop: everything but the tests marked slow (over ~20 s each)
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not slow" tests
+
+# headless Chromium, a prerequisite of the book tests (they skip without it): Debian's chromium
+browser:
+	@if command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ]; then \
+		echo "chromium: $$(command -v chromium || echo /usr/bin/chromium)"; \
+	elif ! command -v apt-get >/dev/null 2>&1; then \
+		echo "note: chromium is missing and apt-get is unavailable here; install Chromium by hand," \
+		     "or the book-rendering tests will be skipped"; \
+	else \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+			--no-install-recommends chromium || { echo "error: apt-get could not install chromium"; exit 1; }; \
+	fi
 
 data: $(STAMP)
 	$(BIN)/python -m matscale data ensure
 
-# the CHGNet-labelled dataset (omat24-teacher-v1, ~70 elements): ~15 CPU-minutes, once; then
+# the CHGNet-labelled dataset (omat24-teacher-v1, 52 elements): ~4 CPU-minutes, once; then
 # refresh its committed summary (book/data/teacher_stats.json) that the book reads
 data-teacher: $(STAMP)
 	nice -n 10 $(BIN)/python -m matscale data ensure --dataset omat24-teacher-v1
@@ -40,7 +58,7 @@ data-teacher: $(STAMP)
 
 # rerun the study from scratch: earlier results move to runs/_archive/<time>/, then every point trains
 study: $(STAMP) data
-	$(BIN)/python -m matscale.study $(STUDY) --archive
+	$(BIN)/python -m matscale study $(STUDY) --archive
 	$(MAKE) --no-print-directory runs
 
 # top the study up: finished runs (the committed ones included) are skipped, missing or interrupted
@@ -48,7 +66,7 @@ study: $(STAMP) data
 # A failed point does not stop the book: its page lists it with its error.
 runs: $(STAMP) data
 	$(BIN)/python -m matscale sweep $(SWEEP) --no-progress || echo "warning: some points of $(SWEEP) failed; the study page lists them"
-	$(BIN)/python -m matscale.study $(STUDY)
+	$(BIN)/python -m matscale study $(STUDY)
 
 book: $(STAMP) data runs
 	$(BIN)/jupyter-book build -W -n --keep-going .

@@ -39,15 +39,13 @@ def bench_generation(root: Path, structures: int, workers: int) -> None:
           f"(incl. ~2 s worker start-up)")
 
     from matscale.data import synth
-    from matscale.data.calculators import get_calculator
 
     jobs = [j for j in synth.plan(20_000) if j.split == "train"]
     sample = jobs[:: max(1, len(jobs) // 10)][:10]  # spread over all four parent families
     times = {}
     for name in ("emt-ase", "emt"):
-        synth._init_worker(get_calculator(name), 0)
         t = time.process_time()
-        frames = sum(len(synth.run_job(j)[1]) for j in sample)
+        frames = sum(len(f) for _, f in synth.run_jobs_here(sample, name, seed=0))
         times[name] = time.process_time() - t
         print(f"label core, calculator {name:8s}: {frames} structures in {times[name]:5.1f} CPU s "
               f"{_rate(frames, times[name])} per core")

@@ -20,19 +20,15 @@ from __future__ import annotations
 import argparse
 import math
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from matscale.data.batch import collate  # noqa: E402
-from matscale.models import build, count_parameters, sizes  # noqa: E402
-from matscale.models.graph import radius_graph  # noqa: E402
+from matscale.data.batch import collate
+from matscale.models import build, count_parameters, sizes
+from matscale.models.graph import radius_graph
 
 ARCHS = ["schnet", "esen", "escaip", "equiformer_v2", "transformer", "fcn"]
 METALS = ("Al", "Cu", "Ag", "Au", "Ni", "Pd", "Pt")

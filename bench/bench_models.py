@@ -20,18 +20,15 @@ import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from matscale.data.batch import collate  # noqa: E402
-from matscale.models import build, count_parameters, sizes  # noqa: E402
-from matscale.models.packing import MODES, plan  # noqa: E402
-from matscale.models.transformer import NUM_LATTICE_TOKENS, EncoderLayer  # noqa: E402
+from matscale.data.batch import collate
+from matscale.models import build, count_parameters, sizes
+from matscale.models.packing import MODES, plan
+from matscale.models.transformer import NUM_LATTICE_TOKENS, EncoderLayer
 
 METALS = ["Al", "Cu", "Ag", "Au", "Ni", "Pd", "Pt"]
 

@@ -2,9 +2,10 @@
 
     .venv/bin/python bench/bench_study.py [--study default] [--workers 2] [--steps 3] [--data DIR]
 
-For every (architecture, size) of the study's sweep file, one training step — forward, the
-OMat24 loss, backward and an AdamW update, single-threaded, batch of the study's size drawn
-from its training split — and one validation batch are timed in CPU seconds of this process
+For every (architecture, size) of the study's sweep file, the real training step — the loop of
+`matscale.train.train` on a few in-memory batches of the study's size drawn from its training
+split, timed between optimiser steps through its `after_step` hook — and one validation batch
+are timed in CPU seconds of this process
 (so other load on a shared machine inflates the numbers less than wall time would). One real
 `python -m matscale train` run of the cheapest model measures the fixed start-up cost of a
 run (imports, data, normalisation, the FLOP-counting passes). Each planned point then costs
@@ -26,20 +27,18 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from matscale import models  # noqa: E402
-from matscale import study as studies  # noqa: E402
-from matscale.data import open_split  # noqa: E402
-from matscale.data.batch import collate  # noqa: E402
-from matscale.train import flops  # noqa: E402
-from matscale.train.loss import LossWeights, loss  # noqa: E402
-from matscale.train.normalization import fit_normalization  # noqa: E402
+from matscale import models
+from matscale import study as studies
+from matscale.data import open_split
+from matscale.data.batch import collate
+from matscale.train import checkpoint, flops
+from matscale.config import TrainConfig
+from matscale.train.loss import LossWeights, loss
+from matscale.train.normalization import fit_normalization
 
 BUDGET_S = 3600.0
 
@@ -55,23 +54,24 @@ def cpu_time(fn, repeats: int) -> float:
     return float(np.median(times))
 
 
-def measure(arch: str, size: str, train_batches, val_batch, norm, steps: int, natoms, dataset) -> dict:
-    """CPU ms per training structure and per validation structure; seconds of FLOP counting."""
-    torch.manual_seed(0)
-    model = models.build(arch, size)
-    norm.apply(model)
-    scales, weights = norm.loss_scales(), LossWeights()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    it = iter(range(10**9))
+def measure(arch: str, size: str, structures, val_structures, val_batch, steps: int, batch_size: int,
+            run_root: str) -> dict:
+    """CPU ms per training structure of the REAL training step (`matscale.train.train` on
+    steps + 1 in-memory batches, timed between consecutive optimiser steps through the loop's
+    `after_step` hook: collation, forward, loss, backward, clipping, AdamW, schedule), CPU ms
+    per validation structure, and seconds of the loop's FLOP-counting passes."""
+    from matscale.train import loop
 
-    def step():
-        b = train_batches[next(it) % len(train_batches)]
-        total = loss(model(b), b, weights, scales)[0]
-        opt.zero_grad(set_to_none=True)
-        total.backward()
-        opt.step()
-
-    train = cpu_time(step, steps)
+    marks: list[float] = []
+    loop.after_step = lambda step: marks.append(time.process_time())
+    try:
+        config = TrainConfig(arch=arch, size=size, epochs=1, batch_size=batch_size, device="cpu", run_root=run_root)
+        result = loop.train(config, train_set=structures[: batch_size * (steps + 1)], val_set=val_structures,
+                            quiet=True, force=True)
+    finally:
+        loop.after_step = None
+    train = float(np.median(np.diff(marks)))  # one step each; the first step (warm-up) is not an interval
+    model, _, _ = checkpoint.load_model(result.run_dir, "last")
     model.eval()
 
     def evaluate():
@@ -80,11 +80,13 @@ def measure(arch: str, size: str, train_batches, val_batch, norm, steps: int, na
 
     ev = cpu_time(evaluate, 1)
     model.train()
+    norm = fit_normalization(structures[: batch_size * (steps + 1)])
+    scales, weights = norm.loss_scales(), LossWeights.from_config(config)
+    natoms = np.array([len(a) for a in structures])
     t = time.process_time()
-    flops.measure(model, dataset, natoms, train_batches[0].num_structures,
-                  lambda m, b: loss(m(b), b, weights, scales)[0], collate, "cpu")
+    flops.measure(model, structures, natoms, batch_size, lambda m, b: loss(m(b), b, weights, scales)[0], collate, "cpu")
     count = time.process_time() - t
-    return {"params": models.count_parameters(model)[1], "train_ms": 1e3 * train / train_batches[0].num_structures,
+    return {"params": result.summary["params_non_embedding"], "train_ms": 1e3 * train / batch_size,
             "eval_ms": 1e3 * ev / val_batch.num_structures, "flop_count_s": count}
 
 
@@ -124,7 +126,7 @@ def main(argv=None) -> int:
     for r in invalid.itertuples():
         print(f"note: {r.run_id} has invalid settings ({r.arch} has no size {r.size!r}?); costed as the "
               "architecture's smallest valid size")
-    trainable = plan[~plan["arch"].isin(["mean", "linear"])]
+    trainable = plan[~plan["arch"].isin(studies.baseline_archs(plan["arch"]))]
     batch_size = int(trainable["batch_size"].iloc[0])
     frac = float(trainable["frac"].median())
     train_ds = open_split(args.data, "train", frac=frac, seed=0, cache=True)
@@ -135,10 +137,11 @@ def main(argv=None) -> int:
     structures = [train_ds[i] for i in range(len(train_ds))]
     norm = fit_normalization(structures)
     prepare_ms = 1e3 * (time.process_time() - t) / len(structures)  # decode + normalisation fit, per structure
-    train_batches = [collate([structures[j] for j in rng.choice(len(structures), batch_size, replace=False)])
-                     for _ in range(args.steps + 1)]
-    val_batch = collate([val_ds[i] for i in range(min(batch_size, len(val_ds)))])
+    order = rng.permutation(len(structures))
+    val_structures = [val_ds[i] for i in range(min(batch_size, len(val_ds)))]
+    val_batch = collate(val_structures)
     natoms = np.array([len(a) for a in structures])
+    tmp = tempfile.TemporaryDirectory()
     print(f"data: {len(structures)} training structures at frac {frac:g} "
           f"(mean {natoms.mean():.1f} atoms), validation {len(val_ds)} structures; batch {batch_size}; "
           f"decoding + normalisation {prepare_ms:.2f} ms per training structure\n")
@@ -146,7 +149,8 @@ def main(argv=None) -> int:
     costs = {}
     print(f"{'arch':<14} {'size':<5} {'N':>10} {'train ms/struct':>16} {'eval ms/struct':>15} {'FLOP count s':>13}")
     for (arch, size), _ in trainable[trainable["valid"]].groupby(["arch", "size"], sort=False):
-        c = measure(arch, size, train_batches, val_batch, norm, args.steps, natoms, structures)
+        c = measure(arch, size, [structures[j] for j in order], val_structures, val_batch, args.steps, batch_size,
+                    tmp.name)
         costs[(arch, size)] = c
         print(f"{arch:<14} {size:<5} {c['params']:>10,d} {c['train_ms']:>16.1f} {c['eval_ms']:>15.2f} "
               f"{c['flop_count_s']:>13.1f}", flush=True)

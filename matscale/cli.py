@@ -12,12 +12,13 @@ from matscale.errors import MatscaleError
 
 # command -> (module with main(argv), one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "data": ("matscale.data.cli", "generate, download, inspect OMat24-format datasets"),
+    "data": ("matscale.data.cli", "generate, download, import, inspect OMat24-format datasets"),
     "models": ("matscale.models.cli", "list architectures and their size ladders"),
     "train": ("matscale.train.cli", "train one model (also under torchrun)"),
     "evaluate": ("matscale.train.evaluate", "evaluate a run's best checkpoint"),
     "fit": ("matscale.fit.cli", "fit scaling laws to a CSV of results"),
     "sweep": ("matscale.sweep", "run a grid of training runs (local or SLURM)"),
+    "study": ("matscale.study.cli", "a study's status; store each finished run's equivariance error"),
 }
 
 

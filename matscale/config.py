@@ -94,15 +94,21 @@ class TrainConfig:
         return [f.name for f in fields(cls)]
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
-        """Build from a dict (e.g. config.json's "config"); unknown keys are an error."""
+    def coerce(cls, name: str, value: Any, where: str | None = None) -> Any:
+        """`value` (from YAML, TOML, JSON, papermill or a command line) as the type of field
+        `name`: "1e-3" -> 0.001, 2.0 -> 2 for ints, "a,b" for subsets; bools must be bools.
+        ConfigError naming the setting (prefixed by `where`) and what was expected."""
+        return _coerce(name, value, f"{where}: " if where else "")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], where: str | None = None) -> "TrainConfig":
+        """Build from a dict (config.json's "config", a sweep point, a --config file), every
+        value coerced to its field's type; unknown keys are an error."""
         unknown = sorted(set(values) - set(cls.field_names()))
         if unknown:
-            raise ConfigError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(cls.field_names())}")
-        values = dict(values)
-        if values.get("subsets") is not None:
-            values["subsets"] = _as_subsets(values["subsets"])
-        return cls(**values)
+            raise ConfigError(f"{where + ': ' if where else ''}unknown setting(s) {', '.join(unknown)}; "
+                              f"known: {', '.join(cls.field_names())}")
+        return cls(**{k: cls.coerce(k, v, where) for k, v in values.items()})
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -199,6 +205,55 @@ def _as_subsets(value) -> tuple[str, ...]:
     if not out:
         raise ConfigError("subsets must name at least one subset (or be left unset for all)")
     return out
+
+
+_TYPES = {f.name: str(f.type).replace(" ", "") for f in fields(TrainConfig)}
+
+
+def _coerce(name: str, value: Any, where: str) -> Any:
+    if name not in _TYPES:
+        raise ConfigError(f"{where}{name!r} is not a training setting; known: {', '.join(_TYPES)}")
+    kind = _TYPES[name]
+    if value is None:
+        if kind.endswith("|None"):
+            return None
+        raise ConfigError(f"{where}{name} cannot be empty (null)")
+    base = kind.removesuffix("|None")
+    if base == "bool":
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}{name} must be true or false, got {value!r}")
+    if base == "int":
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+            return int(value)
+        raise ConfigError(f"{where}{name} must be a whole number, got {value!r}")
+    if base == "float":
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        try:
+            number = float(value) if isinstance(value, str) else math.nan
+        except ValueError:
+            number = math.nan
+        if math.isfinite(number):
+            return number
+        raise ConfigError(f"{where}{name} must be a number, got {value!r}")
+    if base == "str":
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{where}{name} must be a string, got {value!r}")
+    if base.startswith("tuple[str"):
+        if isinstance(value, str):
+            value = value.split(",")
+        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+            return _as_subsets(value)
+        raise ConfigError(f"{where}{name} must be a list of names or a comma-separated string, got {value!r}")
+    raise ConfigError(f"{where}cannot read setting {name} of type {kind}")  # pragma: no cover
 
 
 def _check(ok: bool, message: str) -> None:

@@ -11,6 +11,8 @@
     load(root) -> DataFrame, one row per run (summary + config columns)
     metrics(run, root) -> DataFrame of one run's metrics.csv
     all_metrics(root) -> every run's metrics rows with a run_id column
+    archive(run_ids, root) -> moves run folders to root/_archive/<UTC time>/
+    runs/<run_id>/equivariance.json  rotation errors of the best checkpoint (read_equivariance)
 """
 from __future__ import annotations
 
@@ -236,3 +238,38 @@ def all_metrics(root: str | Path | None = "runs") -> pd.DataFrame:
             df.insert(0, "run_id", path.name)
             frames.append(df)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+EQUIVARIANCE_FILE = "equivariance.json"  # written by train.evaluate.store_equivariance
+
+
+def read_equivariance(run_dir: str | Path, n_structures: int = 32, n_rotations: int = 2) -> dict | None:
+    """A run's stored rotation errors of its best checkpoint, if measured with these settings."""
+    try:
+        data = json.loads((Path(run_dir) / EQUIVARIANCE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or (data.get("n_structures_requested"), data.get("n_rotations")) != (
+            n_structures, n_rotations):
+        return None
+    return data
+
+
+def archive(run_ids: Iterable[str], root: str | Path | None = "runs") -> list[Path]:
+    """Move the folders of `run_ids` that exist under `root` to `root/_archive/<UTC time>/`
+    (one rename each, nothing deleted; `load` and the study pages never look into _archive).
+    `make study` archives a study's runs this way so the study reruns from scratch."""
+    import datetime
+
+    base = resolve_root(root)
+    present = [base / r for r in run_ids if (base / r).is_dir()]
+    if not present:
+        return []
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    dest = base / "_archive" / stamp
+    dest.mkdir(parents=True, exist_ok=False)
+    moved = []
+    for path in present:
+        os.replace(path, dest / path.name)  # same file system: a rename, atomic per folder
+        moved.append(dest / path.name)
+    return moved

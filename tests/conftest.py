@@ -219,14 +219,17 @@ def write_study_run(root, config, loss: float, N: int, D: int, status: str = "co
                         f"{split}_stress_mae_eV_A3": 1e-4 * v})
         metrics.append(row)
     run.write_metrics(metrics)
-    trainable = config.arch not in ("mean", "linear")
-    run.write_summary({
-        "status": status, "arch": config.arch, "size": config.size, "error": "boom" if status == "failed" else None,
-        "n_train": D, "n_val": 200, "params_total": N + 1000 * trainable, "params_non_embedding": N,
-        "trainable": trainable, "best_val_loss": loss, "final_val_loss": loss, "flops": metrics[-1]["flops"],
-        "samples_seen": samples, "steps": metrics[-1]["step"], "epochs_completed": config.epochs, "wall_s": 1.0,
-        "best_val_energy_mae_eV_atom": 1e-3 * loss, "best_val_force_l2mae_eV_A": 1e-2 * loss,
-        "best_val_stress_mae_eV_A3": 1e-4 * loss})
+    from matscale import models
+    from matscale.run_summary import RunSummary
+
+    trainable = models.spec(config.arch).trainable
+    summary = RunSummary(
+        status=status, arch=config.arch, size=config.size, error="boom" if status == "failed" else None,
+        n_train=D, n_val=200, params_total=N + 1000 * trainable, params_non_embedding=N,
+        trainable=trainable, best_val_loss=loss, final_val_loss=loss, flops=metrics[-1]["flops"],
+        samples_seen=samples, steps=metrics[-1]["step"], epochs_completed=config.epochs, wall_s=1.0)
+    summary.set_best_metrics({k: v for k, v in metrics[-1].items() if k.startswith("val_")})
+    run.write_summary(summary.to_dict())
     return run.path
 
 
@@ -276,3 +279,27 @@ def synthetic_study(tmp_path_factory):
     write_study_run(folder / "runs", TrainConfig(arch="transformer", size="s", frac=0.5, epochs=1), 1.0, 10, 10)
     return path, folder / "runs"
 # ==== end study pages ===============================================================================
+
+
+# ==== issue 12 ====================================================================================
+# fixtures of the book tests (test_book_render, test_book_real); their helpers are in helpers.py
+@_pytest_study.fixture(scope="session")
+def shared_tmp(tmp_path_factory):
+    """A temp folder of this test session, shared by its xdist workers."""
+    import os
+
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@_pytest_study.fixture(scope="session")
+def chromium() -> str:
+    """Path of a headless-capable Chromium (a prerequisite: `make browser` installs it)."""
+    from helpers import find_chromium
+
+    path = find_chromium()
+    if path is None:
+        _pytest_study.skip("Chromium is not installed: run `make browser` (apt-get install -y chromium), "
+                           "as `make test` does")
+    return path
+# ==== end issue 12 ================================================================================

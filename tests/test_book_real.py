@@ -22,7 +22,9 @@ import pytest
 import yaml
 from filelock import FileLock
 
-from test_book_render import _RemoteSources, chromium, open_page, shared_tmp  # noqa: F401 (fixtures)
+from helpers import RemoteSources, open_page
+
+pytestmark = pytest.mark.slow  # builds the whole book (~2.7 min of CI time)
 
 REPO = Path(__file__).resolve().parents[1]
 JUPYTER_BOOK = Path(sys.executable).parent / "jupyter-book"
@@ -38,7 +40,7 @@ def toc_pages() -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def real_book(shared_tmp, tiny_data_root) -> Path:  # noqa: F811
+def real_book(shared_tmp, tiny_data_root) -> Path:
     """The real book's HTML folder, built once per test session (xdist workers share it)."""
     out, marker = shared_tmp / "real_book", shared_tmp / "real_book.json"
     with FileLock(str(shared_tmp / "real_book.lock")):
@@ -76,11 +78,11 @@ def test_the_default_study_is_committed():
 
 
 @pytest.mark.parametrize("page", toc_pages())
-def test_every_page_draws_its_charts_offline(real_book, chromium, tmp_path, page):  # noqa: F811
+def test_every_page_draws_its_charts_offline(real_book, chromium, tmp_path, page):
     path = real_book / f"{page}.html"
     assert path.is_file(), f"{page} was not built"
     html = path.read_text()
-    parser = _RemoteSources()
+    parser = RemoteSources()
     parser.feed(html)
     assert parser.remote == [], f"{page} loads remote resources: {parser.remote}"
     n_charts = html.count('class="matscale-vega-chart"')

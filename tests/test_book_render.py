@@ -7,8 +7,8 @@ writes a net log; the tests count drawn Vega views (`class="marks"`), typeset eq
 and page-initiated http(s) requests (none allowed). The built HTML is also scanned for
 remote script/link/img sources. A second build checks that a failing cell fails the build.
 
-Chromium is Debian's `chromium`; if it is missing the session installs it with apt-get
-(root and a package mirror needed) and fails with a clear message when it cannot.
+Chromium is Debian's `chromium`, a prerequisite installed by `make browser` (run by `make
+test`); without it the Chromium tests skip with that advice. Helpers: tests/helpers.py.
 """
 from __future__ import annotations
 
@@ -19,12 +19,12 @@ import shutil
 import subprocess
 import sys
 import time
-from html.parser import HTMLParser
 from pathlib import Path
 
 import nbformat
 import pytest
 from filelock import FileLock
+from helpers import RemoteSources, open_page, page_requests
 
 REPO = Path(__file__).resolve().parents[1]
 JUPYTER_BOOK = Path(sys.executable).parent / "jupyter-book"
@@ -88,13 +88,6 @@ def build(root: Path, cache: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="session")
-def shared_tmp(tmp_path_factory) -> Path:
-    """A temp folder of this test session, shared by its xdist workers."""
-    base = tmp_path_factory.getbasetemp()
-    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-
-
-@pytest.fixture(scope="session")
 def tiny_book(shared_tmp) -> Path:
     """The tiny book, built once per test session (shared by xdist workers via a lock)."""
     root, marker = shared_tmp / "tiny_book", shared_tmp / "tiny_book.json"
@@ -112,95 +105,8 @@ def tiny_book(shared_tmp) -> Path:
     return root
 
 
-# -- chromium ---------------------------------------------------------------------------------
-def _find_chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
-        if path := shutil.which(name):
-            return path
-    return None
-
-
-@pytest.fixture(scope="session")
-def chromium(tmp_path_factory) -> str:
-    """Path of a headless-capable Chromium; installed with apt-get when missing."""
-    if path := _find_chromium():
-        return path
-    if shutil.which("apt-get") is None or os.geteuid() != 0:
-        pytest.fail("Chromium is missing and cannot be installed here (needs root and apt-get); "
-                    "install it with `apt-get update && apt-get install -y chromium`")
-    with FileLock("/tmp/matscale-chromium-install.lock"):
-        if not _find_chromium():
-            env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-            steps = (["apt-get", "update"], ["apt-get", "install", "-y", "--no-install-recommends", "chromium"])
-            for cmd in steps:
-                done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
-                if done.returncode != 0:
-                    pytest.fail(f"installing Chromium failed at `{' '.join(cmd)}`:\n{done.stderr[-3000:]}\n"
-                                "install it by hand: apt-get update && apt-get install -y chromium")
-    path = _find_chromium()
-    if path is None:
-        pytest.fail("apt-get installed chromium but no chromium binary is on PATH")
-    return path
-
-
-def open_page(chromium: str, page: Path, workdir: Path) -> tuple[str, list[str]]:
-    """Load `page` from file:// offline; return (DOM after scripts ran, page-initiated URLs)."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    netlog = workdir / "net.json"
-    cmd = [
-        chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--disable-extensions", "--disable-default-apps", "--no-default-browser-check",
-        "--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>",
-        f"--user-data-dir={workdir / 'profile'}", f"--log-net-log={netlog}",
-        "--virtual-time-budget=5000", "--dump-dom", page.resolve().as_uri(),
-    ]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, f"chromium failed on {page}:\n{done.stderr[-3000:]}"
-    return done.stdout, page_requests(netlog)
-
-
-def page_requests(netlog: Path) -> list[str]:
-    """http(s) URLs the page asked for, from a Chromium net log.
-
-    The browser's own background traffic (update checks, account look-ups) starts with
-    initiator "not an origin"; anything a page loads carries the page's origin ("null" for
-    file:// pages), so only those requests are returned.
-    """
-    log = json.loads(netlog.read_text())
-    start = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
-    urls = []
-    for event in log["events"]:
-        params = event.get("params") or {}
-        url = params.get("url", "")
-        if event["type"] == start and url.startswith(("http://", "https://")) \
-                and params.get("initiator") != "not an origin":
-            urls.append(url)
-    return urls
-
-
-class _RemoteSources(HTMLParser):
-    """Collect remote URLs a page would load by itself (not plain links the reader clicks)."""
-
-    LOADS = {"script": "src", "img": "src", "iframe": "src", "source": "src", "video": "src",
-             "audio": "src", "embed": "src", "object": "data"}
-
-    def __init__(self):
-        super().__init__()
-        self.remote: list[str] = []
-
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        urls = []
-        if tag in self.LOADS:
-            urls.append(attrs.get(self.LOADS[tag]) or "")
-        if tag == "link" and set((attrs.get("rel") or "").split()) & {
-                "stylesheet", "preload", "modulepreload", "icon", "prefetch", "manifest"}:
-            urls.append(attrs.get("href") or "")
-        self.remote += [u for u in urls if re.match(r"^(https?:)?//", u.strip())]
-
-
 # -- tests ------------------------------------------------------------------------------------
+@pytest.mark.slow  # builds a (tiny) Jupyter Book
 def test_charts_draw_offline(tiny_book, chromium, tmp_path):
     page = tiny_book / "_build" / "html" / "book" / "charts.html"
     html = page.read_text()
@@ -214,6 +120,7 @@ def test_charts_draw_offline(tiny_book, chromium, tmp_path):
     assert requests == [], f"the chart page requested remote URLs: {requests}"
 
 
+@pytest.mark.slow  # builds a (tiny) Jupyter Book
 def test_math_renders_offline(tiny_book, chromium, tmp_path):
     page = tiny_book / "_build" / "html" / "book" / "methods.html"
     html = page.read_text()
@@ -227,12 +134,13 @@ def test_math_renders_offline(tiny_book, chromium, tmp_path):
     assert requests == [], f"the methods page requested remote URLs: {requests}"
 
 
+@pytest.mark.slow  # builds a (tiny) Jupyter Book
 def test_built_html_loads_nothing_remote(tiny_book):
     html_dir = tiny_book / "_build" / "html"
     pages = sorted(html_dir.rglob("*.html"))
     assert len(pages) >= 3
     for page in pages:
-        parser = _RemoteSources()
+        parser = RemoteSources()
         parser.feed(page.read_text(errors="replace"))
         assert parser.remote == [], f"{page.relative_to(html_dir)} loads remote resources: {parser.remote}"
     for css in html_dir.rglob("*.css"):
@@ -243,6 +151,7 @@ def test_built_html_loads_nothing_remote(tiny_book):
     assert text.lstrip().startswith("/*") and "(function () {" in text and "window.vegaEmbed" in text
 
 
+@pytest.mark.slow  # builds a (tiny) Jupyter Book
 def test_figures_saved_next_to_the_build(tiny_book):
     svg = tiny_book / "_build" / "figures" / "tiny_loss_curves.svg"
     assert svg.is_file()
@@ -250,6 +159,7 @@ def test_figures_saved_next_to_the_build(tiny_book):
     assert text.lstrip().startswith("<svg") and "val" in text and "train" in text
 
 
+@pytest.mark.slow  # builds a (tiny) Jupyter Book
 def test_failing_notebook_fails_the_build(tmp_path, shared_tmp):
     root = make_tiny_book(tmp_path / "broken", [SETUP_CELL, FAILING_CELL], with_methods=False)
     result = build(root, shared_tmp / "asset-cache")  # the bundle cache is written atomically
@@ -270,7 +180,7 @@ def test_net_log_reading_keeps_page_requests_only(tmp_path):
     log = tmp_path / "net.json"
     log.write_text(json.dumps({"constants": {"logEventTypes": kinds}, "events": events}))
     assert page_requests(log) == ["https://cdn.example/vega.js"]
-    parser = _RemoteSources()
+    parser = RemoteSources()
     parser.feed('<script src="https://cdn.example/a.js"></script><link rel="stylesheet" href="//x.org/s.css">'
                 '<a href="https://example.org">a link is fine</a><img src="_static/local.png">')
     assert parser.remote == ["https://cdn.example/a.js", "//x.org/s.css"]

@@ -61,3 +61,29 @@ def test_relaxation_steps_with_the_calculator(run_dir):
     atoms.calc = MatscaleCalculator(run_dir, checkpoint="last")
     FIRE(atoms, logfile=None).run(fmax=1e-3, steps=5)
     assert np.all(np.isfinite(atoms.get_forces()))
+
+
+def test_calculator_warns_on_unseen_elements_and_refuses_stress_without_a_cell(run_dir):
+    from ase.build import bulk
+
+    from matscale.calculator import UnseenElementWarning
+    from matscale.errors import DataError
+
+    gold = bulk("Au", "fcc", a=4.08)  # the run trained on Cu/Al/Ni/Ag only
+    gold.calc = MatscaleCalculator(run_dir)
+    with pytest.warns(UnseenElementWarning, match="Au never appeared in the training data"):
+        gold.get_potential_energy()
+    known = bulk("Cu", "fcc", a=3.6)
+    known.calc = gold.calc
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        known.get_potential_energy()  # seen elements: no warning
+    cluster = bulk("Cu", "fcc", a=3.6).repeat(2)
+    cluster.pbc = False  # a cell is kept (fcn needs one) but the structure is not periodic
+    cluster.calc = MatscaleCalculator(run_dir)
+    with pytest.warns(UserWarning, match="trained on periodic cells"):
+        assert np.isfinite(cluster.get_potential_energy())
+    with pytest.raises(DataError, match="stress is undefined for a non-periodic structure"):
+        cluster.get_stress()

@@ -29,8 +29,8 @@ def test_synth_twice_gives_identical_stats_json(tiny_data_root, tmp_path, capsys
     assert cli_main(["data", "synth", "--out", str(out), "--structures", str(target), "--seed", "0",
                      "--workers", "1", "--quiet"]) == 0
     assert "train +" in capsys.readouterr().out
-    for root, name in ((tiny_data_root, "a.json"), (out, "b.json")):
-        assert cli_main(["data", "stats", str(root), "--json", str(tmp_path / name)]) == 0
+    for root, flag, name in ((tiny_data_root, "--output", "a.json"), (out, "--json", "b.json")):  # --json FILE: old spelling
+        assert cli_main(["data", "stats", str(root), flag, str(tmp_path / name)]) == 0
     table = capsys.readouterr().out
     a, b = (tmp_path / "a.json").read_bytes(), (tmp_path / "b.json").read_bytes()
     assert a == b

@@ -203,15 +203,21 @@ def test_equivariance_of_a_real_run_is_measured_then_cached(tmp_path, tiny_data_
     row = table.iloc[0]
     assert row["finished"] and row["params"] > 0 and row["n_train"] > 0 and row["flops"] > 0
     assert np.isfinite(row["val_force_l2mae_eV_A"]) and row["steps"] > 0
+    from matscale.train.evaluate import store_equivariance
+
+    assert list(studies.equivariance(table)["source"]) == ["unavailable"]  # the study only reads
+    assert store_equivariance(row["run_dir"]) == "measured"  # what `python -m matscale study` runs
     first = studies.equivariance(table)
-    assert list(first["source"]) == ["measured"] and first["forces_rel"].iloc[0] > 1e-3  # unconstrained
+    assert list(first["source"]) == ["cached"] and first["forces_rel"].iloc[0] > 1e-3  # unconstrained
     cache = Path(row["run_dir"]) / studies.EQUIVARIANCE_FILE
     assert json.loads(cache.read_text())["forces_rel"] == first["forces_rel"].iloc[0]
     for ckpt in (Path(row["run_dir"]) / "checkpoints").iterdir():
         ckpt.unlink()  # as in a committed study: no checkpoints
+    assert store_equivariance(row["run_dir"]) == "cached"
     again = studies.equivariance(table)
     assert list(again["source"]) == ["cached"] and again["forces_rel"].iloc[0] == first["forces_rel"].iloc[0]
     cache.unlink()
+    assert store_equivariance(row["run_dir"]) == "unavailable"
     assert list(studies.equivariance(table)["source"]) == ["unavailable"]
 
 
@@ -287,4 +293,6 @@ def test_archive_moves_the_study_aside_so_it_reruns_from_scratch(tmp_path):
     assert {p.name for p in archived.iterdir()} == present
     assert (archived / next(iter(present)) / "summary.json").is_file()
     assert [p.name for p in run_dirs(root)] == [stray.name]  # runs.load never looks into _archive
-    assert studies.archive(path, root) == []  # nothing left to move: a no-op
+    from matscale.runs import archive
+
+    assert archive(studies.plan(path)["run_id"], root) == []  # nothing left to move: a no-op

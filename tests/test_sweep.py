@@ -17,7 +17,7 @@ import yaml
 
 from matscale.config import TrainConfig
 from matscale.errors import ConfigError
-from matscale.sweep import expand, load, plan, run_sweep, train_flags
+from matscale.sweep import expand, load, plan, run_sweep, write_point_config
 from matscale.sweep import point as point_mod
 from matscale.sweep.executors import LocalExecutor, SlurmExecutor, submitit_parameters
 from matscale.sweep.point import Point, action_for, run_point
@@ -107,14 +107,21 @@ def test_toml_yaml_and_dict_give_the_same_points(tmp_path):
     assert load(tmp_path / "s.toml").name == "s"
 
 
-def test_coerced_values_give_the_train_cli_run_id():
-    """frac: 1 (int) and lr: '1e-3' (YAML string) must hash like the CLI's floats."""
+def test_coerced_values_give_the_train_cli_run_id(tmp_path):
+    """frac: 1 (int) and lr: '1e-3' (YAML string) must hash like the CLI's floats; the child
+    reads the point's config file (`train --config point.json`) back to the same run id."""
     (config,) = expand({"base": {"arch": "fcn", "size": "xs", "frac": 1, "lr": "1e-3", "subsets": "rattled-300"}})
     assert config == TrainConfig(arch="fcn", size="xs", frac=1.0, lr=1e-3, subsets=("rattled-300",))
     from matscale.train.cli import build_parser, config_from_args
 
-    again = config_from_args(build_parser().parse_args(train_flags(config)))
-    assert again == config and again.run_id() == config.run_id()
+    resolved = config.replace(run_root=str(tmp_path)).validate(check_device=False)
+    path = write_point_config(Point(config=resolved.to_dict(), run_id=resolved.run_id()))
+    assert path == tmp_path / "_sweeps" / "points" / f"{resolved.run_id()}.json"
+    again = config_from_args(build_parser().parse_args(["--config", str(path)]))
+    assert again == resolved and again.run_id() == config.run_id()
+    flags = config_from_args(build_parser().parse_args(["--arch", "fcn", "--size", "xs", "--frac", "1",
+                                                        "--lr", "1e-3", "--subsets", "rattled-300"]))
+    assert flags.run_id() == config.run_id()
 
 
 @pytest.mark.parametrize("spec, message", [
@@ -189,7 +196,7 @@ def test_points_with_the_same_run_id_run_once(tmp_path):
 
 def test_train_command_resumes_or_restarts():
     p = Point(config=TrainConfig(arch="fcn", size="xs", run_root="/r").to_dict(), run_id="x")
-    assert point_mod.command(p, "new")[1:4] == ["-m", "matscale", "train"]
+    assert point_mod.command(p, "new")[1:6] == ["-m", "matscale", "train", "--config", "/r/_sweeps/points/x.json"]
     assert "--resume" in point_mod.command(p, "resume") and "--force" in point_mod.command(p, "restart")
     assert not {"--resume", "--force"} & set(point_mod.command(p, "new"))
     nb = point_mod.command(Point(config=p.config, run_id="x", runner="papermill",

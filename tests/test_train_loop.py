@@ -214,7 +214,7 @@ def test_each_neural_model_overfits_32_structures(tmp_path, arch, emt_structures
     fresh = models.build(arch, size)
     norm = fit_normalization(data)
     norm.apply(fresh)
-    initial = evaluate(fresh, data, LossWeights(), norm.loss_scales()).result("train")["train_loss"]
+    initial = evaluate(fresh, data, LossWeights.from_config(TrainConfig()), norm.loss_scales()).result("train")["train_loss"]
     cfg, r = _train(tmp_path, data, data, arch=arch, val_every=settings["epochs"], **settings)
     final = r.metrics["val_loss"].iloc[-1]  # "val" here is the training set itself, in eval mode
     print(f"{arch}-{size}: initial {initial:.4g} final {final:.4g} ratio {final / initial:.3g}")
@@ -229,14 +229,19 @@ def test_resume_from_a_time_based_checkpoint_keeps_train_metrics(tmp_path, emt_s
     data, val = emt_structures[:16], emt_val_structures[:4]
     _, ref = _train(tmp_path / "ref", data, val, epochs=4, val_every=2)
     monkeypatch.setattr(loop, "CHECKPOINT_SECONDS", -1.0)  # a checkpoint after every epoch
-    monkeypatch.setenv("MATSCALE_RAISE_AT_STEP", "7")  # epoch 4, after epoch 3's checkpoint
+
+    def fail_at_7(step):  # epoch 4, after epoch 3's checkpoint
+        if step == 7:
+            raise RuntimeError("injected failure after step 7")
+
+    monkeypatch.setattr(loop, "after_step", fail_at_7)
     cfg = resolved_config(TrainConfig(**{**TINY, "run_root": str(tmp_path / "b"), "epochs": 4, "val_every": 2}),
                           data, val)
     with pytest.raises(RuntimeError, match="injected failure"):
         train(cfg, train_set=data, val_set=val, quiet=True)
     assert json.loads((tmp_path / "b" / cfg.run_id() / "summary.json").read_text())["status"] == "failed"
     assert torch.load(tmp_path / "b" / cfg.run_id() / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 3
-    monkeypatch.delenv("MATSCALE_RAISE_AT_STEP")
+    monkeypatch.setattr(loop, "after_step", None)
     resumed = train(cfg, train_set=data, val_set=val, quiet=True, resume=True)
     assert resumed.status == "completed" and resumed.summary["resumed"]
     pd.testing.assert_frame_equal(resumed.metrics.drop(columns="wall_s"), ref.metrics.drop(columns="wall_s"))

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from matscale.config import TrainConfig
 from matscale.data.batch import collate
 from matscale.train.flops import FlopModel, count_step_flops, fit_flop_model, representative_batches
 from matscale.train.loss import LossMeter, LossScales, LossWeights, errors, loss
@@ -54,7 +55,7 @@ def test_global_denominators_make_shard_losses_add_up(emt_structures):
     rng = np.random.default_rng(1)
     structures = emt_structures[:7]
     batch, pred = _fake(structures, rng)
-    w, s = LossWeights(), LossScales(0.2, 0.7, 0.03)
+    w, s = LossWeights.from_config(TrainConfig()), LossScales(0.2, 0.7, 0.03)
     full, _ = loss(pred, batch, w, s)
     parts = 0.0
     ptr = batch.ptr.tolist()
@@ -69,13 +70,13 @@ def test_global_denominators_make_shard_losses_add_up(emt_structures):
 def test_force_norm_gradient_is_finite_at_zero_error(emt_structures):
     b = collate(emt_structures[:2], labels=True, dtype=torch.float64)
     forces = b.forces.clone().requires_grad_(True)
-    total, _ = loss({"energy": b.energy, "forces": forces, "stress": b.stress}, b, LossWeights(), LossScales())
+    total, _ = loss({"energy": b.energy, "forces": forces, "stress": b.stress}, b, LossWeights.from_config(TrainConfig()), LossScales())
     total.backward()
     assert torch.isfinite(forces.grad).all()
 
 
 def test_schedule_warmup_then_cosine_to_min():
-    f = WarmupCosine(total_steps=1000, warmup_frac=0.01, warmup_start=0.2, min_factor=0.01)
+    f = WarmupCosine(total_steps=1000, warmup_frac=0.01, warmup_start=0.2, min_lr_factor=0.01)
     assert f(0) == pytest.approx(0.2)
     assert f(5) == pytest.approx(0.6)
     assert f(10) == pytest.approx(1.0)
@@ -87,7 +88,7 @@ def test_schedule_warmup_then_cosine_to_min():
     # LambdaLR applies it per optimiser step
     p = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.AdamW([p], lr=1e-3)
-    sched = make_scheduler(opt, 100, 0.1, 0.2, 0.01)
+    sched = make_scheduler(opt, 100, TrainConfig(warmup_frac=0.1, warmup_start=0.2, min_lr_factor=0.01))
     lrs = []
     for _ in range(100):
         lrs.append(opt.param_groups[0]["lr"])

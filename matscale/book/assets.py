@@ -20,7 +20,6 @@ import importlib.metadata
 import importlib.util
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from matscale.errors import ConfigError
@@ -79,15 +78,9 @@ def _bundle_key() -> str:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from matscale.runs import atomic_write_text
+
+    atomic_write_text(path, text)
 
 
 def cache_dir() -> Path:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Iterable
 
 from matscale.errors import ConfigError
+from matscale.runs import atomic_write_bytes
 
 FORMATS = ("svg", "png", "pdf")
 ENV_VAR = "MATSCALE_FIGURES_DIR"
@@ -77,13 +77,6 @@ def save(
     for fmt in formats:
         path = folder / f"{name}.{fmt}"
         data = _render(spec, fmt, scale)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_bytes(path, data)
         paths.append(path)
     return paths

@@ -1,4 +1,4 @@
-"""OMat24-format data: synthetic generator, reader, fractions, default dataset, statistics.
+"""OMat24-format data: synthetic generator, importer, reader, fractions, default dataset, statistics.
 
 Public API (imported lazily so `python -m matscale data --help` stays light):
     open_split(root=None, split="train", subsets=None, frac=1.0, seed=0, cache=False) -> StructureDataset
@@ -10,6 +10,8 @@ Public API (imported lazily so `python -m matscale data --help` stays light):
     summary_statistics(source, splits=None, subsets=None) -> pandas.DataFrame
     histograms(source, splits=None, subsets=None, bins=40) -> pandas.DataFrame
     download(subset, split, out, base_url=BASE_URL, progress=True) -> Path
+    import_data(sources, out, subset="imported", val_frac=None, val_from=None, group_key="frame", ...) -> ImportReport
+    label_coverage(stats_df) -> pandas.DataFrame (structures carrying energy / forces / stress)
     SUBSETS, SPLITS
 """
 from __future__ import annotations
@@ -31,6 +33,9 @@ _EXPORTS = {
     "summary_statistics": "matscale.data.stats",
     "histograms": "matscale.data.stats",
     "download": "matscale.data.download",
+    "import_data": "matscale.data.importer",
+    "ImportReport": "matscale.data.importer",
+    "label_coverage": "matscale.data.stats",
     "SUBSETS": "matscale.data.subsets",
     "SPLITS": "matscale.data.subsets",
     "BASE_URL": "matscale.data.subsets",

@@ -5,6 +5,8 @@ A `Batch` holds B structures with ΣN atoms in total: per-atom tensors are conca
 (`matscale.models.graph`), the transformer packs atoms per structure. Units: positions and
 cell in Å (cell rows are lattice vectors), energy in eV (total, per structure), forces in
 eV/Å, stress in eV/Å³ (3×3, ASE sign convention: negative when the cell is compressed).
+A structure may lack some labels: its entries are NaN and `has_energy` / `has_forces` /
+`has_stress` (B,) are False for it; the loss and metrics skip those terms.
 """
 from __future__ import annotations
 
@@ -27,6 +29,9 @@ class Batch:
     forces: torch.Tensor | None = None  # (ΣN, 3) eV/Å
     stress: torch.Tensor | None = None  # (B, 3, 3) eV/Å³
     sid: list[str] = field(default_factory=list)  # structure ids, for reporting
+    has_energy: torch.Tensor | None = None  # (B,) bool, label present (None: no labels collated)
+    has_forces: torch.Tensor | None = None  # (B,) bool
+    has_stress: torch.Tensor | None = None  # (B,) bool
 
     @property
     def num_structures(self) -> int:
@@ -65,31 +70,33 @@ class Batch:
         })
 
 
-def _labels(atoms) -> tuple[float, np.ndarray, np.ndarray] | None:
-    calc = atoms.calc
-    if calc is None:
+def _labels(atoms, natoms: int) -> tuple[float, np.ndarray, np.ndarray, tuple[bool, bool, bool]] | None:
+    """(energy, forces, 3×3 stress, present flags) with NaN for missing labels; None without any."""
+    results = getattr(atoms.calc, "results", None) or {}
+    have = tuple(results.get(k) is not None for k in ("energy", "forces", "stress"))
+    if not any(have):
         return None
-    results = getattr(calc, "results", {})
-    if not all(k in results for k in ("energy", "forces", "stress")):
-        return None
-    stress = np.asarray(results["stress"], dtype=np.float64)
+    energy = float(results["energy"]) if have[0] else float("nan")
+    forces = np.asarray(results["forces"], dtype=np.float64) if have[1] else np.full((natoms, 3), np.nan)
+    stress = np.asarray(results["stress"], dtype=np.float64) if have[2] else np.full((3, 3), np.nan)
     if stress.shape == (6,):
         xx, yy, zz, yz, xz, xy = stress
         stress = np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
-    return float(results["energy"]), np.asarray(results["forces"], dtype=np.float64), stress.reshape(3, 3)
+    return energy, forces, stress.reshape(3, 3), have
 
 
 def collate(atoms_list: Sequence, labels: bool | None = None, dtype: torch.dtype = torch.float32) -> Batch:
     """Concatenate `ase.Atoms` into a `Batch`.
 
-    labels: True requires energy/forces/stress on every structure (from its calculator's
-    results), False ignores them, None (default) takes them when all structures have them.
+    labels: True requires at least one of energy/forces/stress on every structure (from its
+    calculator's results; missing ones become NaN with has_* False), False ignores them,
+    None (default) takes them when every structure has at least one.
     """
     if len(atoms_list) == 0:
         raise ValueError("cannot collate an empty list of structures")
     numbers = [np.asarray(a.numbers, dtype=np.int64) for a in atoms_list]
     natoms = np.array([len(n) for n in numbers], dtype=np.int64)
-    lab = [_labels(a) for a in atoms_list] if labels is not False else [None]
+    lab = [_labels(a, len(n)) for a, n in zip(atoms_list, numbers)] if labels is not False else [None]
     have = all(x is not None for x in lab)
     if labels is True and not have:
         missing = next(i for i, x in enumerate(lab) if x is None)
@@ -107,4 +114,6 @@ def collate(atoms_list: Sequence, labels: bool | None = None, dtype: torch.dtype
         out.energy = torch.tensor([x[0] for x in lab], dtype=dtype)
         out.forces = torch.from_numpy(np.concatenate([x[1] for x in lab])).to(dtype)
         out.stress = torch.from_numpy(np.stack([x[2] for x in lab])).to(dtype)
+        flags = torch.tensor([x[3] for x in lab], dtype=torch.bool)
+        out.has_energy, out.has_forces, out.has_stress = flags[:, 0], flags[:, 1], flags[:, 2]
     return out

@@ -1,4 +1,4 @@
-"""`python -m matscale data synth|ensure|stats|summary|download`: make, fetch and inspect datasets.
+"""`python -m matscale data synth|ensure|stats|summary|download|import`: make, fetch, import and inspect datasets.
 
 Only argparse is imported at start-up; each command imports what it needs (no torch or
 fairchem anywhere on these paths).
@@ -32,14 +32,38 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("dir", help="dataset root (<dir>/<split>/<subset>/*.aselmdb)")
     t.add_argument("--split", action="append", choices=["train", "val"], help="split(s) (default: both present)")
     t.add_argument("--subsets", default=None, help="comma-separated subset names (default: all)")
-    t.add_argument("--json", default=None, metavar="FILE", help="also write machine-readable JSON to FILE ('-' = stdout only)")
+    t.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
+                   help="print the statistics as JSON to stdout instead of the table (the old form "
+                        "--json FILE still writes FILE, like --output FILE)")
+    t.add_argument("--output", default=None, metavar="FILE", help="also write the JSON to FILE")
 
-    m = sub.add_parser("summary", help="write a dataset's per-subset statistics and element counts as JSON "
-                                       "(what the book shows of a dataset a fresh clone lacks)")
-    m_src = m.add_mutually_exclusive_group(required=True)
-    m_src.add_argument("--dataset", default=None, help="named dataset (omat24-emt-v1, omat24-teacher-v1)")
-    m_src.add_argument("--dir", default=None, help="dataset root")
-    m.add_argument("--out", required=True, help="JSON file to write")
+    m = sub.add_parser("import", help="import your own labelled structures (extxyz, .traj, .db, OUTCAR, ...)",
+                       description="Read every frame of SRC files with ase.io.read and write them in the OMat24 "
+                                   "layout OUT/{train,val}/SUBSET/ (see matscale.data.importer).")
+    m.add_argument("sources", nargs="+", metavar="SRC", help="files ase.io.read understands")
+    m.add_argument("--out", required=True, help="dataset root to write (may already hold other subsets)")
+    m.add_argument("--subset", default="imported", help="subset name (default: imported)")
+    v = m.add_mutually_exclusive_group()
+    v.add_argument("--val-frac", type=float, default=None, help="share of structures (whole groups) for val (default 0.1)")
+    v.add_argument("--val-from", nargs="+", default=None, metavar="FILE", help="files holding the validation structures")
+    m.add_argument("--group-key", default="frame",
+                   help="frames kept in one split together: frame (default, each frame alone), file (one group "
+                        "per source file) or an atoms.info key such as config_type")
+    for label, unit in (("energy", "eV"), ("forces", "eV/Å"), ("stress", "--stress-units"), ("virial", "eV")):
+        m.add_argument(f"--{label}-key", default=None, metavar="KEY",
+                       help=f"key of the {label} label [{unit}] in the calculator results, atoms.info or "
+                            f"atoms.arrays (default: {label}; none = ignore it)")
+    m.add_argument("--stress-units", default="eV/A3", help="units of stress labels: eV/A3 (default), GPa or kbar; "
+                   "ASE sign (positive in tension). A virial (eV) becomes -virial/volume")
+    m.add_argument("--seed", type=int, default=0, help="seed of the train/val split")
+    m.add_argument("--json", action="store_true", help="print the import report as JSON")
+
+    su = sub.add_parser("summary", help="write a dataset's per-subset statistics and element counts as JSON "
+                                        "(what the book shows of a dataset a fresh clone lacks)")
+    su_src = su.add_mutually_exclusive_group(required=True)
+    su_src.add_argument("--dataset", default=None, help="named dataset (omat24-emt-v1, omat24-teacher-v1)")
+    su_src.add_argument("--dir", default=None, help="dataset root")
+    su.add_argument("--out", required=True, help="JSON file to write")
 
     d = sub.add_parser("download", help="download one OMat24 subset archive and unpack it")
     d.add_argument("--subset", required=True)
@@ -73,17 +97,33 @@ def _ensure(a) -> int:
 
 
 def _stats(a) -> int:
-    from matscale.data.stats import format_table, summary_statistics, to_json
+    from matscale.data.stats import format_table, summary_statistics, to_json, write_json
 
     df = summary_statistics(a.dir, splits=a.split, subsets=a.subsets)
+    legacy = a.json not in (None, "-")
+    if legacy:
+        print(f"note: `--json {a.json}` is the old spelling of `--output {a.json}`", file=sys.stderr)
+    for path in (a.output, a.json if legacy else None):
+        if path:
+            write_json(df, path)
     if a.json == "-":
         sys.stdout.write(to_json(df))
-        return 0
-    print(format_table(df))
-    if a.json:
-        from matscale.data.stats import write_json
+    else:
+        print(format_table(df))
+    return 0
 
-        write_json(df, a.json)
+
+def _import(a) -> int:
+    import json
+
+    from matscale.data.importer import Keys, format_report, import_data
+
+    keys = Keys(a.energy_key, a.forces_key, a.stress_key, a.virial_key)
+    r = import_data(a.sources, a.out, subset=a.subset, val_frac=a.val_frac, val_from=a.val_from,
+                    group_key=a.group_key, keys=keys, stress_units=a.stress_units, seed=a.seed)
+    for w in r.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    print(json.dumps(r.to_dict(), indent=1) if a.json else format_report(r))
     return 0
 
 
@@ -116,8 +156,9 @@ def _download(a) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    return {"synth": _synth, "ensure": _ensure, "stats": _stats, "summary": _summary,
-            "download": _download}[args.cmd](args)
+    commands = {"synth": _synth, "ensure": _ensure, "stats": _stats, "summary": _summary, "download": _download,
+                "import": _import}
+    return commands[args.cmd](args)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -50,10 +50,9 @@ DATASETS: dict[str, NamedDataset] = {
 
 
 def _source_checkout() -> Path | None:
-    repo = Path(__file__).resolve().parents[2]
-    if (repo / "pyproject.toml").is_file() and (repo / "matscale" / "__init__.py").is_file():
-        return repo
-    return None
+    from matscale.runs import repo_root
+
+    return repo_root()
 
 
 def named(name: str) -> NamedDataset:

@@ -83,11 +83,11 @@ def write_summary(root: str | os.PathLike, path: str | os.PathLike, made_by: str
            "size_bytes": int(sum(f.stat().st_size for f in root.rglob("*") if f.is_file())),
            "units": stats["units"], "statistics": stats["statistics"],
            "elements": elements.to_dict(orient="records")}
+    from matscale.runs import atomic_write_text
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(out, indent=1, ensure_ascii=False) + "\n")
     return out
 
 

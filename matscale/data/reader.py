@@ -5,8 +5,10 @@ opened lazily in each process, so it works as a torch Dataset with DataLoader wo
 per-row `natoms` from `metadata.npz` (no decoding needed for size-balanced batching) and
 per-row subset names. Each item is an `ase.Atoms` with a SinglePointCalculator holding the
 labels (energy eV, forces eV/Å, stress Voigt-6 eV/Å³, ASE sign) and `atoms.info` = the row's
-data (sid, parent_id, ...) plus `subset`. The files are opened through ASE's database API
-(`ase.db.connect`, whose `.aselmdb` backend comes from ase_db_backends); rows are fetched
+data (sid, parent_id, ...) plus `subset`. A label missing from a row (real datasets mix
+labels) is simply absent from the calculator; in a `Record` it is NaN-filled, with
+`has_energy` / `has_forces` / `has_stress` saying which are present (see `matscale.data.labels`).
+The files are opened through ASE's database API (`ase.db.connect`, whose `.aselmdb` backend comes from ase_db_backends); rows are fetched
 by id from its LMDB environment and decoded (orjson, falling back to ASE's JSON decoder).
 """
 from __future__ import annotations
@@ -29,7 +31,7 @@ _HOWTO = ("create one with `python -m matscale data synth --out DIR` or fetch re
 
 @dataclass(frozen=True)
 class Record:
-    """A decoded row: arrays in Å / eV / eV/Å / eV/Å³ (Voigt-6)."""
+    """A decoded row: arrays in Å / eV / eV/Å / eV/Å³ (Voigt-6); a missing label is NaN-filled."""
 
     numbers: np.ndarray
     positions: np.ndarray
@@ -40,13 +42,28 @@ class Record:
     stress: np.ndarray
     info: dict
 
+    # stored non-finite labels are rejected on decoding, so NaN here always means "absent"
+    @property
+    def has_energy(self) -> bool:
+        return bool(np.isfinite(self.energy))
+
+    @property
+    def has_forces(self) -> bool:
+        return bool(np.isfinite(self.forces).all())
+
+    @property
+    def has_stress(self) -> bool:
+        return bool(np.isfinite(self.stress).all())
+
     def to_atoms(self):
         from ase import Atoms
         from ase.calculators.singlepoint import SinglePointCalculator
 
         atoms = Atoms(numbers=self.numbers, positions=self.positions, cell=self.cell, pbc=self.pbc)
-        atoms.calc = SinglePointCalculator(atoms, energy=self.energy, forces=self.forces.copy(),
-                                           stress=self.stress.copy())
+        present = {k: v for k, v, ok in (("energy", self.energy, self.has_energy),
+                                         ("forces", self.forces.copy(), self.has_forces),
+                                         ("stress", self.stress.copy(), self.has_stress)) if ok}
+        atoms.calc = SinglePointCalculator(atoms, **present)
         atoms.info.update(self.info)
         return atoms
 
@@ -104,7 +121,7 @@ def _decode_json(raw: bytes) -> dict:
 
 
 def decode_record(raw: bytes | None, path, row_id: int, subset: str) -> Record:
-    """Decode one stored row, checking that it carries finite energy, forces and stress."""
+    """Decode one stored row; stored labels must be finite, absent ones come back NaN-filled."""
     where = f"{path} row {row_id}"
     if raw is None:
         raise DataError(f"{where}: row is missing from the database; the file is damaged, re-download or regenerate it")
@@ -112,18 +129,17 @@ def decode_record(raw: bytes | None, path, row_id: int, subset: str) -> Record:
         dct = _decode_json(raw)
     except Exception as exc:
         raise DataError(f"{where}: cannot decode the row ({type(exc).__name__}); the file is damaged") from None
-    missing = [k for k in ("energy", "forces", "stress") if dct.get(k) is None]
-    if missing:
-        raise DataError(f"{where}: structure has no {'/'.join(missing)} label(s); matscale trains on energy, "
-                        "forces and stress and needs all three on every structure")
     numbers = np.asarray(dct["numbers"], dtype=np.int64)
-    forces = np.asarray(dct["forces"], dtype=np.float64).reshape(len(numbers), 3)
-    stress = np.asarray(dct["stress"], dtype=np.float64)
+    present = [k for k in ("energy", "forces", "stress") if dct.get(k) is not None]
+    forces = (np.asarray(dct["forces"], dtype=np.float64) if "forces" in present
+              else np.full((len(numbers), 3), np.nan)).reshape(len(numbers), 3)
+    stress = np.asarray(dct["stress"], dtype=np.float64) if "stress" in present else np.full(6, np.nan)
     if stress.shape == (3, 3):
         stress = stress.reshape(9)[[0, 4, 8, 5, 2, 1]]
     stress = stress.reshape(6)
-    energy = float(dct["energy"])
-    bad = [name for name, v in (("energy", energy), ("forces", forces), ("stress", stress)) if not np.isfinite(v).all()]
+    energy = float(dct["energy"]) if "energy" in present else float("nan")
+    bad = [name for name, v in (("energy", energy), ("forces", forces), ("stress", stress))
+           if name in present and not np.isfinite(v).all()]
     if bad:
         raise DataError(f"{where}: non-finite (NaN or inf) {'/'.join(bad)}; drop or fix this structure")
     info = dict(dct.get("data") or {})

@@ -5,6 +5,11 @@ Quantities (unit): natoms (atoms per structure), energy_per_atom (eV/atom), forc
 (eV/Å, largest atomic force norm per structure), pressure (GPa, −tr σ/3: positive when
 compressed) and stress_deviatoric_norm (GPa, Frobenius norm of σ − tr σ/3 · I). Stresses are
 reported in GPa (1 eV/Å³ = 160.2177 GPa) because the numbers are easier to read.
+Structures lacking a label (see `matscale.data.labels`) add nothing to that label's
+quantities, so a quantity's `count` is its coverage; `label_coverage` tabulates it per split
+× subset (structures with energy / forces / stress). The table prints each row with as many
+decimals as its spread needs (two significant digits of the std), so −163.112 ± 0.031 stays
+distinguishable from −163.1.
 Output order and values depend only on the data, so the JSON is byte-identical for equal data.
 """
 from __future__ import annotations
@@ -59,14 +64,17 @@ def collect(ds) -> dict[str, dict[str, np.ndarray]]:
         tr = np.trace(sigma) / 3.0
         fnorm = np.sqrt((rec.forces**2).sum(1))
         q["natoms"].append(np.array([n], dtype=np.float64))
-        q["energy_per_atom"].append(np.array([rec.energy / n]))
-        q["force_component"].append(rec.forces.reshape(-1))
-        q["force_norm"].append(fnorm)
-        q["max_force"].append(np.array([fnorm.max() if n else 0.0]))
-        q["pressure"].append(np.array([-tr * EV_A3_TO_GPA]))
-        q["stress_deviatoric_norm"].append(np.array([np.linalg.norm(sigma - tr * np.eye(3)) * EV_A3_TO_GPA]))
+        if rec.has_energy:
+            q["energy_per_atom"].append(np.array([rec.energy / n]))
+        if rec.has_forces:
+            q["force_component"].append(rec.forces.reshape(-1))
+            q["force_norm"].append(fnorm)
+            q["max_force"].append(np.array([fnorm.max() if n else 0.0]))
+        if rec.has_stress:
+            q["pressure"].append(np.array([-tr * EV_A3_TO_GPA]))
+            q["stress_deviatoric_norm"].append(np.array([np.linalg.norm(sigma - tr * np.eye(3)) * EV_A3_TO_GPA]))
     order = [s for s in ds.subset_names if s in per]
-    return {s: {k: np.concatenate(v) for k, v in per[s].items()} for s in order}
+    return {s: {k: np.concatenate(v) if v else np.zeros(0) for k, v in per[s].items()} for s in order}
 
 
 def _describe(x: np.ndarray) -> dict:
@@ -139,29 +147,86 @@ def histograms(source, splits: Iterable[str] | str | None = None, subsets: Itera
     return pd.DataFrame(rows, columns=["split", "subset", "quantity", "unit", "bin_left", "bin_right", "count"])
 
 
+# label -> the quantity whose count is the number of structures carrying it
+COVERAGE_OF = {"structures": "natoms", "energy": "energy_per_atom", "forces": "max_force", "stress": "pressure"}
+
+
+def label_coverage(df):
+    """pandas.DataFrame split, subset, structures, energy, forces, stress (structures carrying
+    each label) from a `summary_statistics` table."""
+    import pandas as pd
+
+    rows = []
+    for (split, subset), g in df.groupby(["split", "subset"], sort=False):
+        count = dict(zip(g["quantity"], g["count"]))
+        rows.append({"split": split, "subset": subset, **{k: int(count.get(q, 0)) for k, q in COVERAGE_OF.items()}})
+    return pd.DataFrame(rows, columns=["split", "subset", *COVERAGE_OF])
+
+
+def _clean(rec: dict) -> dict:
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else
+                (int(v) if isinstance(v, (np.integer,)) else v)) for k, v in rec.items()}
+
+
 def to_json(df) -> str:
-    """Deterministic JSON (NaN -> null) of a statistics table."""
-    records = []
-    for rec in df.to_dict(orient="records"):
-        records.append({k: (None if isinstance(v, float) and not math.isfinite(v) else
-                            (int(v) if isinstance(v, (np.integer,)) else v)) for k, v in rec.items()})
-    return json.dumps({"units": QUANTITIES, "statistics": records}, indent=1, ensure_ascii=False) + "\n"
+    """Deterministic JSON (NaN -> null) of a statistics table, with its label coverage."""
+    records = [_clean(rec) for rec in df.to_dict(orient="records")]
+    coverage = [_clean(rec) for rec in label_coverage(df).to_dict(orient="records")]
+    return json.dumps({"units": QUANTITIES, "statistics": records, "coverage": coverage},
+                      indent=1, ensure_ascii=False) + "\n"
 
 
 def write_json(df, path: str | os.PathLike) -> None:
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(to_json(df))
-    os.replace(tmp, path)
+    from matscale.runs import atomic_write_text
+
+    atomic_write_text(path, to_json(df))
+
+
+def decimals(std: float, lo: int = 0, hi: int = 10) -> int:
+    """Decimals that show two significant digits of `std` (4 when it is 0 or undefined)."""
+    try:
+        std = float(std)
+    except (TypeError, ValueError):
+        return 4
+    if not math.isfinite(std) or std <= 0:
+        return 4
+    return int(min(hi, max(lo, 1 - math.floor(math.log10(std)))))
+
+
+def _fmt(v, d: int) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "nan"
+    if abs(v) >= 1e9:
+        return f"{v:.4e}"
+    text = f"{v:.{d}f}"
+    return text[1:] if text.startswith("-") and not text.strip("-0.") else text  # no "-0.00"
 
 
 def format_table(df) -> str:
-    """A readable fixed-width table: one line per split × subset × quantity."""
+    """A readable fixed-width table: one line per split × subset × quantity, then label coverage.
+
+    Every value of a row gets the decimals that show two significant digits of its std."""
+    records = df.to_dict(orient="records")
+    cells = []
+    for rec in records:
+        d = decimals(rec["std"])
+        if rec["quantity"] == "natoms":  # integers: a mean needs at most 2 decimals
+            d = 0 if not rec["std"] else min(d, 2)
+        cells.append([f"{rec['count']:d}"] + [_fmt(rec[c], d) for c in STAT_COLUMNS[1:]])
+    width = max([10] + [len(c) for row in cells for c in row])
     lines = []
-    head = f"{'split':<5} {'subset':<24} {'quantity':<23} {'unit':<7} " + " ".join(f"{c:>10}" for c in STAT_COLUMNS)
+    head = f"{'split':<5} {'subset':<24} {'quantity':<23} {'unit':<7} " + " ".join(f"{c:>{width}}" for c in STAT_COLUMNS)
     lines.append(head)
     lines.append("-" * len(head))
-    for rec in df.to_dict(orient="records"):
-        cells = [f"{rec['count']:>10d}"] + [f"{rec[c]:>10.4g}" for c in STAT_COLUMNS[1:]]
-        lines.append(f"{rec['split']:<5} {rec['subset']:<24} {rec['quantity']:<23} {rec['unit']:<7} " + " ".join(cells))
+    for rec, row in zip(records, cells):
+        lines.append(f"{rec['split']:<5} {rec['subset']:<24} {rec['quantity']:<23} {rec['unit']:<7} "
+                     + " ".join(f"{c:>{width}}" for c in row))
+    cov = label_coverage(df)
+    if len(cov):
+        lines += ["", "label coverage (structures carrying each label)",
+                  f"{'split':<5} {'subset':<24} {'structures':>10} {'energy':>14} {'forces':>14} {'stress':>14}"]
+        for rec in cov.to_dict(orient="records"):
+            n = rec["structures"]
+            part = [f"{rec[k]} ({math.floor(100 * rec[k] / n)}%)" if n else "0" for k in ("energy", "forces", "stress")]
+            lines.append(f"{rec['split']:<5} {rec['subset']:<24} {n:>10d} " + " ".join(f"{p:>14}" for p in part))
     return "\n".join(lines)

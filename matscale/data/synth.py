@@ -161,6 +161,13 @@ def run_job(job: Job) -> tuple[Job, list[recipes.Frame]]:
     return job, frames
 
 
+def run_jobs_here(jobs: list[Job], calculator: str | CalculatorSpec = "emt", seed: int = 0) -> list:
+    """[(job, frames)] of `jobs` computed in this process (what a worker does; for benchmarks
+    and debugging: no pool, no spawn)."""
+    _init_worker(get_calculator(calculator) if isinstance(calculator, str) else calculator, seed)
+    return [run_job(job) for job in jobs]
+
+
 def _iter_results(jobs: list[Job], calc: CalculatorSpec, seed: int, workers: int):
     """Results in plan order, computed in `workers` spawned single-threaded processes."""
     import multiprocessing as mp

@@ -64,21 +64,20 @@ class SubsetWriter:
             self._db = None
 
     def write(self, frame: Frame) -> None:
+        self.write_atoms(frame_to_atoms(frame), frame.sid, frame.parent_id, calc_id=frame.subset,
+                         task_type=frame.task_type)
+
+    def write_atoms(self, atoms, sid: str, parent_id: str, **data) -> None:
+        """Write one `ase.Atoms` whose calculator holds the labels it has (a missing label is
+        left out of the row, which readers report as absent); `data` adds JSON-able row fields."""
         if self._db is None or self._in_shard >= self.shard_rows:
             self._close_shard()
             self._open_shard()
-        atoms = frame_to_atoms(frame)
-        data = {
-            "sid": frame.sid,
-            "parent_id": frame.parent_id,
-            "calc_id": frame.subset,
-            "task_type": frame.task_type,
-            "elements": sorted(set(atoms.get_chemical_symbols())),
-        }
-        self._db.write(atoms, data=data)
+        row = {"sid": sid, "parent_id": parent_id, **data, "elements": sorted(set(atoms.get_chemical_symbols()))}
+        self._db.write(atoms, data=row)
         self._in_shard += 1
-        self.natoms.append(len(frame.numbers))
-        self.parent_of_row.append(frame.parent_id)
+        self.natoms.append(len(atoms))
+        self.parent_of_row.append(parent_id)
 
     def close(self) -> int:
         """Finish the subset; a single shard is named `data.aselmdb`. Returns the row count."""

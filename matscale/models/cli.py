@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m matscale models", description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true", help="print a JSON list of {arch, size, params_total, "
                         "params_non_embedding, trainable, default, hyperparameters, description}")
+    parser.add_argument("--output", default=None, metavar="FILE", help="also write the JSON list to FILE")
     parser.add_argument("--arch", action="append", metavar="NAME",
                         help=f"only this architecture (repeatable); one of: {', '.join(ARCH_MODULES)}")
     args = parser.parse_args(argv)
@@ -75,5 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     items = rows(archs, errors)
     for message in errors:
         print(f"warning: {message}", file=sys.stderr)
-    print(json.dumps(items, indent=1) if args.json else _table(items))
+    payload = json.dumps(items, indent=1)
+    if args.output:
+        from matscale.runs import atomic_write_bytes
+
+        atomic_write_bytes(args.output, (payload + "\n").encode())
+    print(payload if args.json else _table(items))
     return 0 if items or not errors else 1

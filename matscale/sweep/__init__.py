@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from matscale.sweep.cli import main
 from matscale.sweep.executors import LocalExecutor, SlurmExecutor
-from matscale.sweep.point import Point, run_point, train_flags
+from matscale.sweep.point import Point, run_point, write_point_config
 from matscale.sweep.runner import plan, run_sweep
 from matscale.sweep.spec import SweepSpec, expand, load
 
-__all__ = ["main", "expand", "load", "run_sweep", "plan", "SweepSpec", "Point", "run_point", "train_flags",
+__all__ = ["main", "expand", "load", "run_sweep", "plan", "SweepSpec", "Point", "run_point", "write_point_config",
            "LocalExecutor", "SlurmExecutor"]

@@ -2,7 +2,8 @@
 
 `run_point(point)` is the single function every executor calls (a local thread pool, or a
 SLURM array task through submitit): it re-checks the run folder (finished -> skipped),
-runs `python -m matscale train <flags>` (or papermill on `book/train.ipynb`) with its output
+runs `python -m matscale train --config <run_root>/_sweeps/points/<run_id>.json` (or papermill
+on `book/train.ipynb`) with its output
 appended to `<run_root>/_sweeps/logs/<run_id>.log`, and returns a plain dict {run_id, status,
 error, wall_s, action, log}. It never raises for a failing run: the failure is the result.
 A per-point file lock (`_sweeps/locks/`, inherited by the child) keeps two sweeps from
@@ -26,9 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from matscale.config import TrainConfig
 from matscale.errors import ConfigError, MatscaleError
-from matscale.runs import FINISHED, RunDir, repo_root
+from matscale.runs import FINISHED, RunDir, atomic_write_json, repo_root
 
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 SWEEP_DIR = "_sweeps"  # under the runs root: sweep records, logs, executed notebooks, job files
@@ -54,6 +54,10 @@ class Point:
     @property
     def run_dir(self) -> Path:
         return Path(self.config["run_root"]) / self.run_id
+
+    @property
+    def config_file(self) -> Path:
+        return Path(self.config["run_root"]) / SWEEP_DIR / "points" / f"{self.run_id}.json"
 
     @property
     def log(self) -> Path:
@@ -83,24 +87,11 @@ def action_for(status: str | None, exists: bool, restart_failed: bool = False) -
 
 
 # -- command lines ------------------------------------------------------------------------------
-def train_flags(config: TrainConfig | dict[str, Any]) -> list[str]:
-    """`python -m matscale train` options reproducing `config` exactly (None settings left out)."""
-    values = config.to_dict() if isinstance(config, TrainConfig) else dict(config)
-    flags: list[str] = []
-    for name in TrainConfig.field_names():
-        value = values.get(name)
-        if value is None:
-            continue
-        opt = "--" + name.replace("_", "-")
-        if isinstance(value, bool):
-            flags.append(opt if value else "--no-" + name.replace("_", "-"))
-        elif isinstance(value, (list, tuple)):
-            flags += [opt, ",".join(value)]
-        elif isinstance(value, float):
-            flags += [opt, repr(value)]
-        else:
-            flags += [opt, str(value)]
-    return flags
+def write_point_config(point: Point) -> Path:
+    """The point's full config as `<run_root>/_sweeps/points/<run_id>.json` (atomic), the file
+    its child reads with `python -m matscale train --config` (no settings on the command line)."""
+    atomic_write_json(point.config_file, {"run_id": point.run_id, "config": point.config})
+    return point.config_file
 
 
 def default_notebook() -> Path:
@@ -143,7 +134,7 @@ def command(point: Point, action: str) -> list[str]:
             if name in point.config:
                 cmd += ["-y", json.dumps({name: point.config[name]})]  # JSON is YAML: types survive
         return cmd
-    cmd = [sys.executable, "-m", "matscale", "train", *train_flags(point.config), "--quiet"]
+    cmd = [sys.executable, "-m", "matscale", "train", "--config", str(point.config_file), "--quiet"]
     if action == "resume":
         cmd.append("--resume")
     elif action == "restart":
@@ -206,6 +197,8 @@ def _run_locked(point: Point, lock_fd: int | None, stop: threading.Event | None)
     log.parent.mkdir(parents=True, exist_ok=True)
     if point.runner == "papermill":
         point.notebook_out.parent.mkdir(parents=True, exist_ok=True)
+    else:
+        write_point_config(point)
     cmd = command(point, action)
     t0, started = time.perf_counter(), time.time()
     with open(log, "a") as fh:

@@ -29,9 +29,8 @@ comma-separated string.
 from __future__ import annotations
 
 import itertools
-import math
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -44,7 +43,6 @@ TOP_KEYS = ("name", "base", "grid", "points", "local", "slurm", "runner", "execu
 RUNNERS = ("cli", "papermill")
 EXECUTORS = ("local", "slurm")
 LOCAL_KEYS = ("max_parallel", "threads_per_run")
-_TYPES = {f.name: str(f.type).replace(" ", "") for f in fields(TrainConfig)}
 
 
 @dataclass
@@ -201,53 +199,10 @@ def dedupe(configs: list[TrainConfig]) -> list[TrainConfig]:
 
 # -- values -------------------------------------------------------------------------------------
 def check_field(name: Any, where: str) -> None:
-    if name not in _TYPES:
-        raise ConfigError(f"{where}: {name!r} is not a training setting; known: {', '.join(_TYPES)}")
+    if name not in TrainConfig.field_names():
+        raise ConfigError(f"{where}: {name!r} is not a training setting; known: {', '.join(TrainConfig.field_names())}")
 
 
 def coerce(name: str, value: Any, where: str) -> Any:
-    """`value` as the type of TrainConfig field `name` (ConfigError saying what was expected)."""
-    check_field(name, where)
-    kind = _TYPES[name]
-    optional = kind.endswith("|None")
-    if value is None:
-        if optional:
-            return None
-        raise ConfigError(f"{where}: {name} cannot be empty (null)")
-    base = kind.removesuffix("|None")
-    if base == "bool":
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{where}: {name} must be true or false, got {value!r}")
-    if base == "int":
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
-            return int(value)
-        raise ConfigError(f"{where}: {name} must be a whole number, got {value!r}")
-    if base == "float":
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                number = float(value)
-            except ValueError:
-                number = math.nan
-            if math.isfinite(number):
-                return number
-        raise ConfigError(f"{where}: {name} must be a number, got {value!r}")
-    if base == "str":
-        if isinstance(value, str):
-            return value
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return str(value)
-        raise ConfigError(f"{where}: {name} must be a string, got {value!r}")
-    if base.startswith("tuple[str"):
-        if isinstance(value, str):
-            value = value.split(",")
-        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-            return tuple(v.strip() for v in value if v.strip())
-        raise ConfigError(f"{where}: {name} must be a list of names or a comma-separated string, got {value!r}")
-    raise ConfigError(f"{where}: cannot read setting {name} of type {kind}")  # pragma: no cover
+    """`TrainConfig.coerce` (the one place values are typed), with this sweep's location."""
+    return TrainConfig.coerce(name, value, where)

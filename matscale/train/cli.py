@@ -11,34 +11,22 @@ import argparse
 import dataclasses
 import json
 import sys
-import typing
 from pathlib import Path
 
 from matscale.config import TrainConfig
 from matscale.errors import ConfigError
 
 
-def _parse_bool(text: str) -> bool:
-    value = text.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-
-
 def _type_of(f: dataclasses.Field):
-    hints = typing.get_type_hints(TrainConfig)
-    hint = hints[f.name]
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    base = args[0] if args else hint
-    if typing.get_origin(base) is tuple:
-        return lambda s: tuple(x.strip() for x in s.split(",") if x.strip())
-    if base is bool:
-        return _parse_bool
-    if base in (int, float, str):
-        return base
-    return str
+    """argparse type of a field: `TrainConfig.coerce` (the one place values are typed)."""
+    def parse(text: str):
+        try:
+            return TrainConfig.coerce(f.name, text)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = str(f.type)  # argparse names it in "invalid <type> value" messages
+    return parse
 
 
 def _help(f: dataclasses.Field) -> str:

@@ -6,6 +6,8 @@ with `matscale.models.symmetry` present it also reports the rotation-equivarianc
 
     evaluate_run(run_dir, split="val", which="best", ...) -> dict of metrics (eV units)
     predictions(run_dir, split="val", ...) -> parity arrays (see validation.parity)
+    measure_equivariance(run_dir) / store_equivariance(run_dir): rotation errors of the best
+        checkpoint, stored as <run_dir>/equivariance.json (read back with runs.read_equivariance)
 """
 from __future__ import annotations
 
@@ -59,6 +61,36 @@ def _equivariance(model, dataset, indices, n: int = 32) -> dict:
     return {f"equivariance_{k}": v for k, v in err.items() if k.endswith(("_rel", "_abs"))}
 
 
+def measure_equivariance(run_dir: str | Path, n_structures: int = 32, n_rotations: int = 2) -> dict:
+    """Relative and absolute rotation errors (energy, forces, stress) of the best checkpoint
+    on the first `n_structures` validation structures, `n_rotations` random rotations each."""
+    import torch
+
+    from matscale.models.symmetry import equivariance_error
+    from matscale.train.checkpoint import load_model
+    from matscale.train.data import open_eval_split
+
+    model, config, _ = load_model(run_dir, "best", "cpu")
+    ds = open_eval_split(config, "val")
+    atoms = [ds[i] for i in range(min(n_structures, len(ds)))]
+    with torch.random.fork_rng():
+        err = equivariance_error(model, atoms, n_rotations=n_rotations, seed=0)
+    return {"checkpoint": "best", "n_structures_requested": n_structures, **err}
+
+
+def store_equivariance(run_dir: str | Path, n_structures: int = 32, n_rotations: int = 2) -> str:
+    """Measure and store `equivariance.json` unless stored already: 'cached', 'measured', or
+    'unavailable' (no stored measurement and no checkpoints/best.pt to measure)."""
+    from matscale.runs import EQUIVARIANCE_FILE, atomic_write_json, read_equivariance
+
+    if read_equivariance(run_dir, n_structures, n_rotations) is not None:
+        return "cached"
+    if not (Path(run_dir) / "checkpoints" / "best.pt").is_file():
+        return "unavailable"
+    atomic_write_json(Path(run_dir) / EQUIVARIANCE_FILE, measure_equivariance(run_dir, n_structures, n_rotations))
+    return "measured"
+
+
 def predictions(run_dir: str | Path, split: str = "val", which: str = "best", data: str | None = None,
                 frac: float | None = None, device: str = "cpu", batch_size: int = 32,
                 limit: int | None = None) -> dict[str, np.ndarray]:
@@ -80,6 +112,9 @@ def format_report(m: dict) -> str:
              f"  stress component MAE  {1e3 * m[f'{s}_stress_mae_eV_A3']:.4g} meV/Å³",
              f"  stress iso MAE        {1e3 * m[f'{s}_stress_iso_mae_eV_A3']:.4g} meV/Å³",
              f"  stress aniso MAE      {1e3 * m[f'{s}_stress_aniso_mae_eV_A3']:.4g} meV/Å³"]
+    if f"{s}_n_stress" in m:  # some labels missing: each MAE is over the structures carrying its label
+        lines.append(f"  labelled              energy {m[f'{s}_n_energy']}/{m['n_structures']} structures, forces "
+                     f"{m[f'{s}_n_forces']}/{m['n_atoms']} atoms, stress {m[f'{s}_n_stress']}/{m['n_structures']} structures")
     if "equivariance_forces_rel" in m:
         lines.append(f"  equivariance error    energy {m['equivariance_energy_rel']:.3g}, forces "
                      f"{m['equivariance_forces_rel']:.3g}, stress {m['equivariance_stress_rel']:.3g} (relative)")
@@ -98,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=None, help="evaluate at most this many structures")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     p.add_argument("--no-equivariance", action="store_true", help="skip the rotation-equivariance error")
-    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON to stdout instead of the report")
+    p.add_argument("--output", default=None, metavar="FILE", help="also write the metrics as JSON to FILE")
     args = p.parse_args(argv)
     from matscale.config import resolve_device
     from matscale.runs import run_dir
@@ -106,7 +142,12 @@ def main(argv: list[str] | None = None) -> int:
     path = run_dir(args.run_dir, args.run_root)
     m = evaluate_run(path, split=args.split, which=args.checkpoint, data=args.data, frac=args.frac,
                      device=resolve_device(args.device), limit=args.limit, equivariance=not args.no_equivariance)
-    print(json.dumps(m, indent=2) if args.json else format_report(m))
+    payload = json.dumps(m, indent=2)
+    if args.output:
+        from matscale.runs import atomic_write_bytes
+
+        atomic_write_bytes(Path(args.output), (payload + "\n").encode())
+    print(payload if args.json else format_report(m))
     return 0
 
 

@@ -13,23 +13,20 @@ last.pt after every validation (and every CHECKPOINT_SECONDS at an epoch end), b
 every improvement; a resumed run restarts from last.pt's epoch boundary. Under torchrun it trains with DDP and
 rank 0 writes. Any exception marks the run failed (summary.json: status, error) and re-raises.
 
-Fault injection for tests: MATSCALE_KILL_AT_STEP=k makes the process SIGKILL itself right
-after optimiser step k, MATSCALE_RAISE_AT_STEP=k raises there instead (to test that
-`resume=True` continues exactly).
+The loop's state between steps is one `TrainState` (counters, best validation, the train
+metrics since the last validation); `summary.json` is one `RunSummary` (matscale/run_summary.py).
+Hook for tests and benchmarks: set the module attribute `after_step` to a callable; it is
+called with the step number after every optimiser step (tests raise there or SIGKILL the
+process to check that `resume=True` continues exactly; bench/bench_study.py times steps).
 """
 from __future__ import annotations
 
-import os
-import random
 import shutil
-import signal
 import sys
 import time
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import partial
-from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -38,35 +35,19 @@ from matscale import models
 from matscale.config import TrainConfig
 from matscale.data.batch import collate
 from matscale.errors import ConfigError, MatscaleError
+from matscale.run_summary import RunSummary
 from matscale.runs import FINISHED, RunDir, atomic_write_bytes, resolve_root
-from matscale.train import checkpoint, distributed, flops
+from matscale.train import checkpoint, distributed, flops, guards
 from matscale.train.data import loss_unit_structures, natoms_of, open_datasets
 from matscale.train.loss import LossMeter, LossScales, LossWeights, loss
 from matscale.train.normalization import Normalization, fit_normalization
 from matscale.train.schedule import make_scheduler
+from matscale.train.state import RunResult, TrainState, param_groups, rotation_fns, seed_everything
 from matscale.train.validation import autocast, evaluate, parity
 
 VIS_STRUCTURES = 64
 CHECKPOINT_SECONDS = 600.0  # between validations, last.pt is still refreshed this often (s)
-
-
-@dataclass
-class RunResult:
-    run_id: str
-    run_dir: Path
-    status: str
-    summary: dict[str, Any] = field(default_factory=dict)
-    skipped: bool = False  # True when the run was already finished and nothing was done
-
-    @property
-    def metrics(self):
-        return RunDir(self.run_dir).read_metrics()
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+after_step: Callable[[int], None] | None = None  # hook (tests, benchmarks), called after each optimiser step
 
 
 def _now() -> str:
@@ -120,7 +101,7 @@ class _Trainer:
         self.rundir = RunDir(resolve_root(config.run_root) / self.run_id)
         self.spec = models.spec(config.arch)
         self.weights = LossWeights.from_config(config)
-        self.summary: dict[str, Any] = {}
+        self.summary = RunSummary()
         self.rows: list[dict[str, Any]] = []
 
     # -- run folder -----------------------------------------------------------------------------
@@ -158,9 +139,9 @@ class _Trainer:
         ckpt = prepared
         self.t0 = time.perf_counter()
         self.wall_offset = float(ckpt["wall_s"]) if ckpt else 0.0
-        self.summary = {"status": "running", "arch": self.config.arch, "size": self.config.size,
-                        "started_at": _now(), "error": None, "world_size": self.info.world_size,
-                        "device": self.device, "resumed": ckpt is not None}
+        self.summary = RunSummary(status="running", arch=self.config.arch, size=self.config.size,
+                                  started_at=_now(), world_size=self.info.world_size, device=self.device,
+                                  resumed=ckpt is not None)
         if self.info.is_main:
             self.rundir.path.mkdir(parents=True, exist_ok=True)
             self.rundir.write_config(self.config.to_dict(), {"world_size": self.info.world_size})
@@ -173,14 +154,14 @@ class _Trainer:
                 self.summary.update(status="failed", error=message, finished_at=_now(), wall_s=self._wall())
                 self._write_summary()
             raise
-        return RunResult(self.run_id, self.rundir.path, self.summary["status"], dict(self.summary))
+        return RunResult(self.run_id, self.rundir.path, self.summary.status, self.summary.to_dict())
 
     def _wall(self) -> float:
         return self.wall_offset + time.perf_counter() - self.t0
 
     def _write_summary(self) -> None:
         if self.info.is_main:
-            self.rundir.write_summary(self.summary)
+            self.rundir.write_summary(self.summary.to_dict())
 
     def _run(self, ckpt: dict | None) -> None:
         cfg = self.config
@@ -205,14 +186,17 @@ class _Trainer:
         else:
             self.norm = fit_normalization(self.train_set[i] for i in range(len(self.train_set)))
         self.norm.apply(model)
+        coverage = guards.check_labels(cfg, self.norm, self.val_set)  # DataError when a weighted label is absent
+        warnings = guards.split_warnings(cfg, len(self.train_set), len(self.val_set))
+        guards.report(warnings, self.info.is_main)
+        self.summary.update(warnings=warnings, label_coverage=coverage)
         if ckpt is not None and "loss_units" in ckpt:
             self.scales = LossScales.from_dict(ckpt["loss_units"])
         elif self.unit_source is not None:  # in-memory data: its own training structures define the units
             self.scales = fit_normalization(self.unit_source).loss_scales()
         else:
             self.scales = fit_normalization(loss_unit_structures(cfg)).loss_scales()
-        self.summary["normalization"] = self.norm.to_dict()
-        self.summary["loss_units"] = self.scales.to_dict()
+        self.summary.update(normalization=self.norm.to_dict(), loss_units=self.scales.to_dict())
         model.to(self.device)
         self.model = model
         if not self.spec.trainable:
@@ -239,150 +223,26 @@ class _Trainer:
             payload = self._model_payload(epoch=0, step=0, val_loss=val["val_loss"])
             checkpoint.save(self.rundir.checkpoints / "best.pt", payload)
             checkpoint.save(self.rundir.checkpoints / "last.pt", payload)
+        self.summary.set_best_metrics(val)
         self.summary.update(status="completed", best_val_loss=val["val_loss"], final_val_loss=val["val_loss"],
                             final_train_loss=train["train_loss"],
                             best_epoch=0, best_step=0, flops=0.0, samples_seen=len(self.train_set),
-                            steps=0, epochs_completed=0, finished_at=_now(), wall_s=self._wall(),
-                            **{f"best_{k}": v for k, v in val.items() if k != "val_loss"})
+                            steps=0, epochs_completed=0, finished_at=_now(), wall_s=self._wall())
         self._write_summary()
 
     # -- SGD training -------------------------------------------------------------------------
-    def _param_groups(self, model: torch.nn.Module) -> list[dict]:
-        emb = {id(p) for p in model.embedding_parameters()} if hasattr(model, "embedding_parameters") else set()
-        decay, no_decay = [], []
-        for p in model.parameters():
-            if not p.requires_grad:
-                continue
-            (decay if p.ndim >= 2 and id(p) not in emb else no_decay).append(p)
-        return [{"params": decay, "weight_decay": self.config.weight_decay},
-                {"params": no_decay, "weight_decay": 0.0}]
-
     def _train(self, ckpt: dict | None) -> None:
-        cfg, info = self.config, self.info
-        model = self.model
-        params = [p for p in model.parameters() if p.requires_grad]
-        if not params:
-            raise MatscaleError(f"{cfg.arch}-{cfg.size} has no trainable parameters")
-        n_train = len(self.train_set)
-        steps_per_epoch = len(distributed.global_batches(n_train, cfg.batch_size, cfg.seed, 0))
-        total_steps = cfg.epochs * steps_per_epoch
-        optimizer = torch.optim.AdamW(self._param_groups(model), lr=cfg.lr)
-        scheduler = make_scheduler(optimizer, total_steps, cfg.warmup_frac, cfg.warmup_start, cfg.min_lr_factor)
-        scaler = torch.amp.GradScaler("cuda", enabled=cfg.precision == "fp16")
-        augment = torch.Generator().manual_seed(cfg.seed + 1_000_003) if cfg.rotation_augment else None
-        rotate = _rotation_fns() if cfg.rotation_augment else None
-        step_loss = lambda m, b: loss(m(b), b, self.weights, self.scales)[0]  # noqa: E731
-
-        if ckpt is None:
-            flop_model = flops.measure(model, self.train_set, self.natoms, cfg.batch_size, step_loss,
-                                       partial(collate, labels=True), self.device, seed=cfg.seed)
-            seed_everything(cfg.seed)  # FLOP measurement must not shift the training RNG streams
-            state = {"epoch": 0, "step": 0, "samples_seen": 0, "atoms_seen": 0, "flops": 0.0,
-                     "best": {"val_loss": None, "epoch": None, "step": None, "bad_validations": 0}}
-        else:
-            checkpoint.load_model_state(model, ckpt["model"], self.rundir.checkpoints / "last.pt")
-            optimizer.load_state_dict(ckpt["optimizer"])
-            scheduler.load_state_dict(ckpt["scheduler"])
-            scaler.load_state_dict(ckpt["scaler"])
-            checkpoint.set_rng_state(ckpt["rng"], augment)
-            flop_model = flops.FlopModel.from_dict(ckpt["flop_model"])
-            state = {k: ckpt[k] for k in ("epoch", "step", "samples_seen", "atoms_seen", "flops", "best")}
-            self.rows = list(ckpt["metrics"])
-            if info.is_main:
-                self.rundir.write_metrics(self.rows)  # drop rows written after the checkpoint
-        self.summary.update(flop_model=flop_model.to_dict(), total_steps=total_steps,
-                            steps_per_epoch=steps_per_epoch)
-        find_unused = False
-        if info.enabled:  # DDP needs to know whether some parameters never get a gradient
-            probe = collate([self.train_set[0]], labels=True).to(self.device)
-            find_unused = bool(distributed.unused_parameters(model, probe, step_loss))
-        ddp_model = distributed.wrap(model, info, self.device, find_unused)
-        kill_at = int(os.environ.get("MATSCALE_KILL_AT_STEP", "0") or 0)
-        raise_at = int(os.environ.get("MATSCALE_RAISE_AT_STEP", "0") or 0)
-        last_save = time.perf_counter()
-        device_type = torch.device(self.device).type
+        cfg = self.config
+        st = self._setup_training(ckpt)
         status = "completed"
-        train_meter = LossMeter(self.weights, self.scales)
-        grad_norms: list[float] = []
-        if ckpt is not None:  # training metrics accumulated since the last validation
-            train_meter.load_state_dict(ckpt["train_meter"])
-            grad_norms = list(ckpt["grad_norms"])
-
         from tqdm import tqdm
 
-        epochs_bar = tqdm(total=cfg.epochs, initial=state["epoch"], desc=self.run_id, unit="epoch",
+        epochs_bar = tqdm(total=cfg.epochs, initial=st.epoch, desc=self.run_id, unit="epoch",
                           disable=self.quiet, dynamic_ncols=True)
         try:
-            for epoch in range(state["epoch"], cfg.epochs):
-                batches = distributed.global_batches(n_train, cfg.batch_size, cfg.seed, epoch)
-                shards = [distributed.shard(b, info) for b in batches]
-                loader = torch.utils.data.DataLoader(
-                    self.train_set, batch_sampler=[idx.tolist() for idx, _ in shards],
-                    collate_fn=partial(collate, labels=True),
-                    num_workers=cfg.num_workers, pin_memory=device_type == "cuda")
-                model.train()
-                steps_bar = tqdm(total=len(batches), desc=f"epoch {epoch + 1}", leave=False, unit="step",
-                                 disable=self.quiet, dynamic_ncols=True)
-                for gb, (_, stand_in), batch in zip(batches, shards, loader):
-                    batch = batch.to(self.device)
-                    n_s, n_a = len(gb), int(self.natoms[gb].sum())
-                    if augment is not None:
-                        batch = rotate(batch, augment, n_s, distributed.shard(np.arange(n_s), info)[0])
-                    with autocast(self.device, cfg.precision):
-                        pred = ddp_model(batch)
-                    total, err = loss(pred, batch, self.weights, self.scales, n_s, n_a)
-                    if stand_in:
-                        total = total * 0.0
-                    if cfg.precision != "fp16" and not torch.isfinite(total):
-                        raise MatscaleError(f"the loss became {total.item()} at step {state['step'] + 1}; "
-                                            "lower lr or raise grad clipping")
-                    scaler.scale(total * info.world_size).backward()
-                    scaler.unscale_(optimizer)
-                    gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
-                    grad_norms.append(float(gnorm))
-                    scaler.step(optimizer)
-                    scaler.update()
-                    scheduler.step()
-                    optimizer.zero_grad(set_to_none=True)
-                    if not stand_in:
-                        train_meter.add(err, batch.num_structures, batch.num_atoms)
-                    state["step"] += 1
-                    state["samples_seen"] += n_s
-                    state["atoms_seen"] += n_a
-                    state["flops"] += flop_model(self.natoms[gb])
-                    steps_bar.update(1)
-                    if not self.quiet:
-                        steps_bar.set_postfix(loss=f"{total.item() * info.world_size:.4g}", refresh=False)
-                    if kill_at and state["step"] == kill_at:
-                        os.kill(os.getpid(), signal.SIGKILL)
-                    if raise_at and state["step"] == raise_at:
-                        raise RuntimeError(f"injected failure after step {raise_at} (MATSCALE_RAISE_AT_STEP)")
-                steps_bar.close()
-                state["epoch"] = epoch + 1
-                last_epoch = epoch + 1 == cfg.epochs
-                stop = False
-                validated = state["epoch"] % cfg.val_every == 0 or last_epoch
-                if validated:
-                    stop = self._after_validation(state, train_meter, grad_norms, optimizer)
-                    train_meter = LossMeter(self.weights, self.scales)
-                    grad_norms = []
-                if cfg.vis_every and state["epoch"] % cfg.vis_every == 0 and info.is_main:
-                    self._write_vis(state["epoch"])
-                # last.pt after every validation, at the end, and at least every CHECKPOINT_SECONDS
-                due = validated or last_epoch or time.perf_counter() - last_save > CHECKPOINT_SECONDS
-                if info.is_main and due:
-                    last_save = time.perf_counter()
-                    checkpoint.save(self.rundir.checkpoints / "last.pt", {
-                        **self._model_payload(state["epoch"], state["step"]),
-                        **{k: state[k] for k in ("samples_seen", "atoms_seen", "flops", "best")},
-                        "wall_s": self._wall(), "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-                        "rng": checkpoint.rng_state(augment), "flop_model": flop_model.to_dict(),
-                        "train_meter": train_meter.state_dict(), "grad_norms": list(grad_norms),
-                        "metrics": self.rows})
-                    if validated:
-                        self._progress_summary(state)
-                distributed.barrier()
+            for epoch in range(st.epoch, cfg.epochs):
+                self._epoch(st, epoch)
+                stop = self._validate_and_save(st)
                 epochs_bar.update(1)
                 if self.rows and not self.quiet:
                     epochs_bar.set_postfix(val=f"{self.rows[-1]['val_loss']:.4g}", refresh=False)
@@ -391,40 +251,164 @@ class _Trainer:
                     break
         finally:
             epochs_bar.close()
-        best = state["best"]
+        best_row = next((r for r in self.rows if r["step"] == st.best["step"]), {})
+        self.summary.set_best_metrics(best_row)
         final = self.rows[-1] if self.rows else {}
-        best_row = next((r for r in self.rows if r["step"] == best["step"]), {})
-        self.summary.update(
-            status=status, best_val_loss=best["val_loss"], best_epoch=best["epoch"], best_step=best["step"],
-            final_val_loss=final.get("val_loss"), final_train_loss=final.get("train_loss"),
-            flops=state["flops"], samples_seen=state["samples_seen"], atoms_seen=state["atoms_seen"],
-            steps=state["step"], epochs_completed=state["epoch"], finished_at=_now(), wall_s=self._wall(),
-            **{f"best_{k}": v for k, v in best_row.items() if k.startswith("val_") and k != "val_loss"})
+        self.summary.update(status=status, final_val_loss=final.get("val_loss"),
+                            final_train_loss=final.get("train_loss"), finished_at=_now(), **self._progress(st))
         self._write_summary()
 
-    def _after_validation(self, state: dict, train_meter: LossMeter, grad_norms: list[float], optimizer) -> bool:
+    def _setup_training(self, ckpt: dict | None) -> TrainState:
+        """Optimiser, schedule, scaler, FLOP model and DDP wrapper; the state to start from."""
+        cfg, model = self.config, self.model
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        if not self.params:
+            raise MatscaleError(f"{cfg.arch}-{cfg.size} has no trainable parameters")
+        steps_per_epoch = len(distributed.global_batches(len(self.train_set), cfg.batch_size, cfg.seed, 0))
+        total_steps = cfg.epochs * steps_per_epoch
+        self.optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
+        self.scheduler = make_scheduler(self.optimizer, total_steps, cfg)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.precision == "fp16")
+        self.augment = torch.Generator().manual_seed(cfg.seed + 1_000_003) if cfg.rotation_augment else None
+        self.rotate = rotation_fns() if cfg.rotation_augment else None
+        step_loss = lambda m, b: loss(m(b), b, self.weights, self.scales)[0]  # noqa: E731
+        st = TrainState(train_meter=LossMeter(self.weights, self.scales))
+        if ckpt is None:
+            self.flop_model = flops.measure(model, self.train_set, self.natoms, cfg.batch_size, step_loss,
+                                            partial(collate, labels=True), self.device, seed=cfg.seed)
+            seed_everything(cfg.seed)  # FLOP measurement must not shift the training RNG streams
+        else:
+            checkpoint.load_model_state(model, ckpt["model"], self.rundir.checkpoints / "last.pt")
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+            self.scaler.load_state_dict(ckpt["scaler"])
+            checkpoint.set_rng_state(ckpt["rng"], self.augment)
+            self.flop_model = flops.FlopModel.from_dict(ckpt["flop_model"])
+            st = TrainState.from_checkpoint(ckpt, st.train_meter)
+            self.rows = list(ckpt["metrics"])
+            if self.info.is_main:
+                self.rundir.write_metrics(self.rows)  # drop rows written after the checkpoint
+        self.summary.update(flop_model=self.flop_model.to_dict(), total_steps=total_steps,
+                            steps_per_epoch=steps_per_epoch)
+        find_unused = False
+        if self.info.enabled:  # DDP needs to know whether some parameters never get a gradient
+            probe = collate([self.train_set[0]], labels=True).to(self.device)
+            find_unused = bool(distributed.unused_parameters(model, probe, step_loss))
+        self.ddp_model = distributed.wrap(model, self.info, self.device, find_unused)
+        self.last_save = time.perf_counter()
+        return st
+
+    def _epoch(self, st: TrainState, epoch: int) -> None:
+        """One pass over this epoch's global batches (this process's shard of each)."""
+        from tqdm import tqdm
+
+        cfg, info = self.config, self.info
+        batches = distributed.global_batches(len(self.train_set), cfg.batch_size, cfg.seed, epoch)
+        shards = [distributed.shard(b, info) for b in batches]
+        loader = torch.utils.data.DataLoader(
+            self.train_set, batch_sampler=[idx.tolist() for idx, _ in shards],
+            collate_fn=partial(collate, labels=True), num_workers=cfg.num_workers,
+            pin_memory=torch.device(self.device).type == "cuda")
+        self.model.train()
+        bar = tqdm(total=len(batches), desc=f"epoch {epoch + 1}", leave=False, unit="step",
+                   disable=self.quiet, dynamic_ncols=True)
+        for gb, (_, stand_in), batch in zip(batches, shards, loader):
+            total = self._step(st, gb, stand_in, batch.to(self.device))
+            bar.update(1)
+            if not self.quiet:
+                bar.set_postfix(loss=f"{total * info.world_size:.4g}", refresh=False)
+            if after_step is not None:
+                after_step(st.step)
+        bar.close()
+        st.epoch = epoch + 1
+
+    def _step(self, st: TrainState, gb: np.ndarray, stand_in: bool, batch) -> float:
+        """One optimiser step on global batch `gb` (this shard: `batch`); returns the loss."""
+        cfg, info = self.config, self.info
+        n_s, n_a = len(gb), int(self.natoms[gb].sum())
+        if self.augment is not None:
+            batch = self.rotate(batch, self.augment, n_s, distributed.shard(np.arange(n_s), info)[0])
+        with autocast(self.device, cfg.precision):
+            pred = self.ddp_model(batch)
+        total, err = loss(pred, batch, self.weights, self.scales, n_s, n_a)
+        if stand_in:  # a process without a structure of its own in this batch
+            total = total * 0.0
+        if cfg.precision != "fp16" and not torch.isfinite(total):
+            raise MatscaleError(f"the loss became {total.item()} at step {st.step + 1}; "
+                                "lower lr or raise grad clipping")
+        self.scaler.scale(total * info.world_size).backward()
+        self.scaler.unscale_(self.optimizer)
+        clip = cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
+        st.grad_norms.append(float(torch.nn.utils.clip_grad_norm_(self.params, clip)))
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        if not stand_in:
+            st.train_meter.add(err, batch.num_structures, batch.num_atoms)
+        st.step += 1
+        st.samples_seen += n_s
+        st.atoms_seen += n_a
+        st.flops += self.flop_model(self.natoms[gb])
+        return float(total.item()) if not self.quiet else 0.0
+
+    def _validate_and_save(self, st: TrainState) -> bool:
+        """At an epoch end: validate when due, parity data, last.pt; True when stopping early."""
+        cfg, info = self.config, self.info
+        last_epoch = st.epoch == cfg.epochs
+        stop = False
+        validated = st.epoch % cfg.val_every == 0 or last_epoch
+        if validated:
+            stop = self._after_validation(st)
+            st.train_meter = LossMeter(self.weights, self.scales)
+            st.grad_norms = []
+        if cfg.vis_every and st.epoch % cfg.vis_every == 0 and info.is_main:
+            self._write_vis(st.epoch)
+        # last.pt after every validation, at the end, and at least every CHECKPOINT_SECONDS
+        due = validated or last_epoch or time.perf_counter() - self.last_save > CHECKPOINT_SECONDS
+        if info.is_main and due:
+            self.last_save = time.perf_counter()
+            checkpoint.save(self.rundir.checkpoints / "last.pt", {
+                **self._model_payload(st.epoch, st.step), **st.progress(),
+                "wall_s": self._wall(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+                "rng": checkpoint.rng_state(self.augment), "flop_model": self.flop_model.to_dict(),
+                "train_meter": st.train_meter.state_dict(), "grad_norms": list(st.grad_norms),
+                "metrics": self.rows})
+            if validated:
+                self.summary.update(**self._progress(st))
+                self._write_summary()
+        distributed.barrier()
+        return stop
+
+    def _after_validation(self, st: TrainState) -> bool:
         """Validate, append a metrics row, save best; True when early stopping triggers."""
         cfg = self.config
-        train_meter.all_reduce()
+        st.train_meter.all_reduce()
         val = self._validate()
-        row = {"epoch": state["epoch"], "step": state["step"], "samples_seen": state["samples_seen"],
-               "atoms_seen": state["atoms_seen"], "flops": state["flops"], "wall_s": self._wall(),
-               "lr": optimizer.param_groups[0]["lr"],
-               "grad_norm": float(np.mean(grad_norms)) if grad_norms else float("nan"),
-               **(train_meter.result("train") if not train_meter.empty else {}), **val}
+        row = {"epoch": st.epoch, "step": st.step, "samples_seen": st.samples_seen,
+               "atoms_seen": st.atoms_seen, "flops": st.flops, "wall_s": self._wall(),
+               "lr": self.optimizer.param_groups[0]["lr"],
+               "grad_norm": float(np.mean(st.grad_norms)) if st.grad_norms else float("nan"),
+               **(st.train_meter.result("train") if not st.train_meter.empty else {}), **val}
         self.rows.append(row)
-        best = state["best"]
+        best = st.best
         improved = best["val_loss"] is None or val["val_loss"] < best["val_loss"]
         if improved:
-            best.update(val_loss=val["val_loss"], epoch=state["epoch"], step=state["step"], bad_validations=0)
+            best.update(val_loss=val["val_loss"], epoch=st.epoch, step=st.step, bad_validations=0)
         else:
             best["bad_validations"] += 1
         if self.info.is_main:
             self.rundir.write_metrics(self.rows)
             if improved:
                 checkpoint.save(self.rundir.checkpoints / "best.pt",
-                                self._model_payload(state["epoch"], state["step"], val_loss=val["val_loss"]))
+                                self._model_payload(st.epoch, st.step, val_loss=val["val_loss"]))
         return bool(cfg.patience) and best["bad_validations"] >= cfg.patience
+
+    def _progress(self, st: TrainState) -> dict[str, Any]:
+        return dict(best_val_loss=st.best["val_loss"], best_epoch=st.best["epoch"], best_step=st.best["step"],
+                    flops=st.flops, samples_seen=st.samples_seen, atoms_seen=st.atoms_seen, steps=st.step,
+                    epochs_completed=st.epoch, wall_s=self._wall())
 
     def _validate(self) -> dict[str, float]:
         idx = np.array_split(np.arange(len(self.val_set)), self.info.world_size)[self.info.rank]
@@ -447,23 +431,3 @@ class _Trainer:
         return {"run_id": self.run_id, "config": self.config.to_dict(), "epoch": epoch, "step": step,
                 "val_loss": val_loss, "model": distributed.unwrap(self.model).state_dict(),
                 "normalization": self.norm.to_dict(), "loss_units": self.scales.to_dict()}
-
-    def _progress_summary(self, state: dict) -> None:
-        self.summary.update(best_val_loss=state["best"]["val_loss"], flops=state["flops"],
-                            samples_seen=state["samples_seen"], steps=state["step"],
-                            epochs_completed=state["epoch"], wall_s=self._wall())
-        self._write_summary()
-
-
-def _rotation_fns():
-    """rotate(batch, generator, n_global, local_idx): the global batch's rotations, this shard's part."""
-    try:
-        from matscale.models.symmetry import random_rotations, rotate_batch
-    except ImportError as exc:
-        raise ConfigError(f"rotation_augment needs matscale.models.symmetry ({exc})") from exc
-
-    def rotate(batch, generator, n_global, local_idx):
-        R = random_rotations(n_global, generator)[torch.as_tensor(local_idx)]
-        return rotate_batch(batch, R)
-
-    return rotate

@@ -14,6 +14,12 @@ the whole training split, the same for every run on a dataset, so losses compare
 Means are taken over a *global* batch: `loss(..., n_structures, n_atoms)` divides sums by
 the counts of the whole batch across processes, so DDP's gradient average reproduces the
 single-process gradient exactly even when processes hold different numbers of atoms.
+
+Missing labels (batch flags `has_energy` / `has_forces` / `has_stress` False): the term is
+skipped for that structure (its error is 0 and it is not counted) and each mean runs over
+the structures (atoms) that carry the label. Metrics report the counts (`<prefix>_n_energy`,
+`_n_forces` in atoms, `_n_stress`) when some label is missing; for fully labelled data the
+metric columns are unchanged.
 """
 from __future__ import annotations
 
@@ -33,14 +39,19 @@ PHYSICAL = {
     "stress_aniso": ("stress_aniso_mae_eV_A3", "structures"),
     "stress_comp": ("stress_mae_eV_A3", "structures"),
 }
+# label each metric needs, and the count column reported when some structure lacks it
+LABEL_OF = {"energy": "energy", "force": "forces", "force_comp": "forces",
+            "stress_iso": "stress", "stress_aniso": "stress", "stress_comp": "stress"}
+COUNT_LABELS = ("energy", "forces", "stress")
 
 
 @dataclass(frozen=True)
 class LossWeights:
-    energy: float = 2.5
-    force: float = 20.0
-    stress_iso: float = 5.0
-    stress_aniso: float = 5.0
+    """Weights of the four loss terms; TrainConfig owns their defaults (`from_config`)."""
+    energy: float
+    force: float
+    stress_iso: float
+    stress_aniso: float
 
     @classmethod
     def from_config(cls, config) -> "LossWeights":
@@ -65,21 +76,38 @@ class LossScales:
         return cls(float(d["energy"]), float(d["force"]), float(d["stress"]))
 
 
+def _masks(batch: Batch) -> dict[str, torch.Tensor] | None:
+    """Per-item label-present masks (energy (B,), forces (ΣN,), stress (B,)); None when fully labelled."""
+    flags = (batch.has_energy, batch.has_forces, batch.has_stress)
+    if any(f is None for f in flags) or all(bool(f.all()) for f in flags):
+        return None
+    return {"energy": batch.has_energy, "forces": batch.has_forces[batch.batch], "stress": batch.has_stress}
+
+
 def errors(pred: dict[str, torch.Tensor], batch: Batch) -> dict[str, torch.Tensor]:
     """Per-item absolute errors in physical units.
 
     energy (B,) eV/atom, force (ΣN,) eV/Å norm, force_comp (ΣN,) mean |component| eV/Å,
-    stress_iso (B,), stress_aniso (B,) and stress_comp (B,) eV/Å³.
+    stress_iso (B,), stress_aniso (B,) and stress_comp (B,) eV/Å³. When some label is missing
+    the dict also holds `mask_energy` (B,), `mask_forces` (ΣN,), `mask_stress` (B,) (bool) and
+    the missing items' errors are exactly 0 (targets are filled before subtracting, so no NaN
+    reaches the gradient).
     """
     e_pred, f_pred, s_pred = (_at_least_fp32(pred[k]) for k in ("energy", "forces", "stress"))
+    masks = _masks(batch)
+    e_true, f_true, s_true = batch.energy.to(e_pred.dtype), batch.forces.to(f_pred.dtype), batch.stress.to(s_pred.dtype)
+    if masks is not None:
+        e_true = torch.where(masks["energy"], e_true, torch.zeros_like(e_true))
+        f_true = torch.where(masks["forces"][:, None], f_true, torch.zeros_like(f_true))
+        s_true = torch.where(masks["stress"][:, None, None], s_true, torch.zeros_like(s_true))
     natoms = batch.natoms.to(e_pred.dtype)
-    d_e = (e_pred - batch.energy.to(e_pred.dtype)) / natoms
-    d_f = f_pred - batch.forces.to(f_pred.dtype)
-    d_s = s_pred - batch.stress.to(s_pred.dtype)
+    d_e = (e_pred - e_true) / natoms
+    d_f = f_pred - f_true
+    d_s = s_pred - s_true
     iso = d_s.diagonal(dim1=-2, dim2=-1).mean(-1)
     eye = torch.eye(3, dtype=d_s.dtype, device=d_s.device)
     aniso = d_s - iso[:, None, None] * eye
-    return {
+    out = {
         "energy": d_e.abs(),
         "force": torch.linalg.vector_norm(d_f, dim=-1),
         "force_comp": d_f.abs().mean(-1),
@@ -87,6 +115,11 @@ def errors(pred: dict[str, torch.Tensor], batch: Batch) -> dict[str, torch.Tenso
         "stress_aniso": aniso.abs().mean((-2, -1)),
         "stress_comp": d_s.abs().mean((-2, -1)),
     }
+    if masks is not None:
+        for comp, label in LABEL_OF.items():
+            out[comp] = torch.where(masks[label], out[comp], torch.zeros_like(out[comp]))
+        out.update({f"mask_{k}": v for k, v in masks.items()})
+    return out
 
 
 def _at_least_fp32(t: torch.Tensor) -> torch.Tensor:
@@ -99,7 +132,11 @@ def _count(component: str, n_structures, n_atoms):
 
 def loss(pred: dict[str, torch.Tensor], batch: Batch, weights: LossWeights, scales: LossScales,
          n_structures: int | None = None, n_atoms: int | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """(weighted normalised total, per-item errors). Counts default to this batch's."""
+    """(weighted normalised total, per-item errors). Counts default to this batch's.
+
+    With missing labels each term is averaged over the items carrying its label: this batch's
+    labelled count scaled by (global count / local count), which is exact in one process and
+    the expected global count under DDP; a term with no labelled item contributes 0."""
     err = errors(pred, batch)
     n_structures = batch.num_structures if n_structures is None else n_structures
     n_atoms = batch.num_atoms if n_atoms is None else n_atoms
@@ -107,8 +144,21 @@ def loss(pred: dict[str, torch.Tensor], batch: Batch, weights: LossWeights, scal
     for comp in COMPONENTS:
         w = getattr(weights, comp)
         if w:
-            total = total + w * err[comp].sum() / (scales.of(comp) * _count(comp, n_structures, n_atoms))
+            count = _count(comp, n_structures, n_atoms)
+            mask = err.get(f"mask_{LABEL_OF[comp]}")
+            if mask is not None:
+                local = batch.num_atoms if PHYSICAL[comp][1] == "atoms" else batch.num_structures
+                count = float(mask.sum()) * count / max(local, 1)
+                if count == 0:
+                    continue
+            total = total + w * err[comp].sum() / (scales.of(comp) * count)
     return total, err
+
+
+def label_counts(err: dict[str, torch.Tensor], n_structures: int, n_atoms: int) -> list[int]:
+    """[structures with energy, atoms with forces, structures with stress] of one `errors` dict."""
+    full = {"energy": n_structures, "forces": n_atoms, "stress": n_structures}
+    return [int(err[f"mask_{k}"].sum()) if f"mask_{k}" in err else full[k] for k in COUNT_LABELS]
 
 
 class LossMeter:
@@ -119,9 +169,11 @@ class LossMeter:
         self.sums = torch.zeros(len(PHYSICAL), dtype=torch.float64)
         self.n_structures = 0
         self.n_atoms = 0
+        self.labelled = torch.zeros(len(COUNT_LABELS), dtype=torch.float64)  # see label_counts
 
     def add(self, err: dict[str, torch.Tensor], n_structures: int, n_atoms: int) -> None:
         self.sums += torch.stack([err[k].detach().double().sum().cpu() for k in PHYSICAL])
+        self.labelled += torch.tensor(label_counts(err, int(n_structures), int(n_atoms)), dtype=torch.float64)
         self.n_structures += int(n_structures)
         self.n_atoms += int(n_atoms)
 
@@ -130,38 +182,63 @@ class LossMeter:
         import torch.distributed as dist
 
         if dist.is_available() and dist.is_initialized():
-            buf = torch.cat([self.sums, torch.tensor([self.n_structures, self.n_atoms], dtype=torch.float64)])
+            k = len(COUNT_LABELS)
+            buf = torch.cat([self.sums, self.labelled,
+                             torch.tensor([self.n_structures, self.n_atoms], dtype=torch.float64)])
             if dist.get_backend() == "nccl":
                 buf = buf.cuda()
             dist.all_reduce(buf)
             buf = buf.cpu()
-            self.sums = buf[:-2].clone()
+            self.sums = buf[:-2 - k].clone()
+            self.labelled = buf[-2 - k:-2].clone()
             self.n_structures, self.n_atoms = int(buf[-2]), int(buf[-1])
 
     def state_dict(self) -> dict:
-        return {"sums": self.sums.clone(), "n_structures": self.n_structures, "n_atoms": self.n_atoms}
+        return {"sums": self.sums.clone(), "n_structures": self.n_structures, "n_atoms": self.n_atoms,
+                "labelled": self.labelled.clone()}
 
     def load_state_dict(self, state: dict) -> None:
         self.sums = state["sums"].clone().to(torch.float64)
         self.n_structures, self.n_atoms = int(state["n_structures"]), int(state["n_atoms"])
+        if "labelled" in state:
+            self.labelled = state["labelled"].clone().to(torch.float64)
+        else:  # checkpoints written before label masks: everything was labelled
+            self.labelled = torch.tensor([self.n_structures, self.n_atoms, self.n_structures], dtype=torch.float64)
 
     @property
     def empty(self) -> bool:
         return self.n_structures == 0
 
+    @property
+    def label_counts(self) -> dict[str, int]:
+        """{"energy": structures, "forces": atoms, "stress": structures} carrying each label."""
+        return {k: int(v) for k, v in zip(COUNT_LABELS, self.labelled.tolist())}
+
+    @property
+    def fully_labelled(self) -> bool:
+        c = self.label_counts
+        return c["energy"] == c["stress"] == self.n_structures and c["forces"] == self.n_atoms
+
     def result(self, prefix: str) -> dict[str, float]:
-        """{prefix_loss, prefix_loss_<component> (weighted, normalised), prefix_<metric>_<unit> (physical)}."""
+        """{prefix_loss, prefix_loss_<component> (weighted, normalised), prefix_<metric>_<unit> (physical)}.
+
+        Means run over the items carrying each label; when some label is missing the counts are
+        added as prefix_n_energy / prefix_n_forces (atoms) / prefix_n_stress, and a metric with
+        no labelled item is NaN (its loss term counts 0)."""
         out: dict[str, float] = {}
-        phys = {}
+        phys, counts = {}, self.label_counts
         for value, (comp, (name, per)) in zip(self.sums.tolist(), PHYSICAL.items()):
-            count = self.n_atoms if per == "atoms" else self.n_structures
-            phys[comp] = value / max(count, 1)
+            count = counts[LABEL_OF[comp]]
+            phys[comp] = value / count if count else (float("nan") if not self.empty else 0.0)
         total = 0.0
         for comp in COMPONENTS:
-            part = getattr(self.weights, comp) * phys[comp] / self.scales.of(comp)
+            w = getattr(self.weights, comp)
+            part = w * phys[comp] / self.scales.of(comp) if w and counts[LABEL_OF[comp]] else 0.0
             out[f"{prefix}_loss_{comp}"] = part
             total += part
         out[f"{prefix}_loss"] = total
         for comp, (name, _) in PHYSICAL.items():
             out[f"{prefix}_{name}"] = phys[comp]
+        if not self.fully_labelled:
+            out.update({f"{prefix}_n_{k}": v for k, v in counts.items()})
         return {k: out[k] for k in [f"{prefix}_loss"] + [k for k in out if k != f"{prefix}_loss"]}

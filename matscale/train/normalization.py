@@ -8,6 +8,10 @@ Scales (what a model's normalised outputs are multiplied by, and what the loss d
   stress  RMS stress component                                            eV/Å³
 The model sums per-atom contributions, so its energy scale is the per-atom residual scale.
 Elements absent from the training subset get reference 0 (the model cannot know them).
+Missing labels: each quantity is fitted on the structures that carry it (references and the
+energy scale on energy-labelled ones, the force scale on force-labelled ones, ...); a
+quantity no structure carries gets scale 1. `coverage` records the counts and `elements` the
+atomic numbers seen in training (the ASE calculator warns about others).
 
 Loss units. The same three scales, fitted once on a fixed random sample of the whole training
 split (`train.data.loss_unit_structures`: 2000 structures, seed 0), divide the loss terms.
@@ -37,6 +41,8 @@ class Normalization:
     force_scale: float  # eV/Å
     stress_scale: float  # eV/Å³
     n_structures: int = 0
+    elements: tuple = ()  # atomic numbers present in the training structures
+    coverage: dict | None = None  # {"structures", "energy", "forces", "stress"}: labelled counts
 
     def apply(self, model) -> None:
         """Write into the model's buffers (`MaterialModel.set_normalization`)."""
@@ -50,6 +56,7 @@ class Normalization:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["energy_ref"] = {int(z): float(v) for z, v in enumerate(self.energy_ref) if v != 0.0}
+        d["elements"] = [int(z) for z in self.elements]
         return d
 
     @classmethod
@@ -57,50 +64,66 @@ class Normalization:
         ref = np.zeros(MAX_Z)
         for z, v in d["energy_ref"].items():
             ref[int(z)] = v
-        return cls(ref, d["energy_scale"], d["force_scale"], d["stress_scale"], d.get("n_structures", 0))
+        elements = tuple(int(z) for z in d.get("elements") or d["energy_ref"])  # older: elements with a reference
+        return cls(ref, d["energy_scale"], d["force_scale"], d["stress_scale"], d.get("n_structures", 0),
+                   elements, d.get("coverage"))
 
 
 def _labels(atoms):
+    """(energy or None, forces or None, stress or None) from the calculator's results."""
     res = getattr(atoms.calc, "results", None) or {}
-    if not all(k in res for k in ("energy", "forces", "stress")):
+    get = lambda k: None if res.get(k) is None else np.asarray(res[k], dtype=float)  # noqa: E731
+    energy, forces, stress = get("energy"), get("forces"), get("stress")
+    if energy is None and forces is None and stress is None:
         raise DataError(f"structure {atoms.info.get('sid', '?')} has no energy/forces/stress labels; "
-                        "training needs all three")
-    stress = np.asarray(res["stress"], dtype=float)
-    return float(res["energy"]), np.asarray(res["forces"], dtype=float), stress
+                        "training needs at least one of them on every structure")
+    return (None if energy is None else float(energy)), forces, stress
 
 
 def fit_normalization(structures: Iterable, ridge: float = 1e-6) -> Normalization:
     """Fit references and scales from labelled `ase.Atoms` (the training subset)."""
-    comp, e_per_atom, natoms = [], [], []
+    comp, e_per_atom = [], []
     f_sq, f_n, s_sq, s_n = 0.0, 0, 0.0, 0
+    n_total, n_forces, n_stress = 0, 0, 0
+    seen = np.zeros(MAX_Z, dtype=bool)
     for atoms in structures:
         energy, forces, stress = _labels(atoms)
         n = len(atoms)
+        n_total += 1
         counts = np.bincount(atoms.numbers, minlength=MAX_Z)[:MAX_Z]
-        comp.append(counts / n)
-        e_per_atom.append(energy / n)
-        natoms.append(n)
-        f_sq += float(np.sum(forces ** 2))
-        f_n += forces.size
-        full = _voigt_to_full(stress)
-        s_sq += float(np.sum(full ** 2))
-        s_n += full.size
-    if not comp:
+        seen |= counts > 0
+        if energy is not None:
+            comp.append(counts / n)
+            e_per_atom.append(energy / n)
+        if forces is not None:
+            f_sq += float(np.sum(forces ** 2))
+            f_n += forces.size
+            n_forces += 1
+        if stress is not None:
+            full = _voigt_to_full(stress)
+            s_sq += float(np.sum(full ** 2))
+            s_n += full.size
+            n_stress += 1
+    if not n_total:
         raise DataError("cannot fit normalisation: the training subset is empty; raise frac or check the data")
-    X = np.asarray(comp)
-    y = np.asarray(e_per_atom)
-    present = np.flatnonzero(X.sum(0) > 0)
-    Xp = X[:, present]
-    A = Xp.T @ Xp + ridge * len(y) * np.eye(len(present))
-    w = np.linalg.solve(A, Xp.T @ y)
     ref = np.zeros(MAX_Z)
-    ref[present] = w
-    resid = y - Xp @ w
-    e_scale = float(np.sqrt(np.mean(resid ** 2)))
+    e_scale = 1.0
+    if comp:
+        X = np.asarray(comp)
+        y = np.asarray(e_per_atom)
+        present = np.flatnonzero(X.sum(0) > 0)
+        Xp = X[:, present]
+        A = Xp.T @ Xp + ridge * len(y) * np.eye(len(present))
+        w = np.linalg.solve(A, Xp.T @ y)
+        ref[present] = w
+        resid = y - Xp @ w
+        e_scale = float(np.sqrt(np.mean(resid ** 2)))
     f_scale = float(np.sqrt(f_sq / max(f_n, 1)))
     s_scale = float(np.sqrt(s_sq / max(s_n, 1)))
+    coverage = {"structures": n_total, "energy": len(e_per_atom), "forces": n_forces, "stress": n_stress}
     return Normalization(ref, *(v if v > _FLOOR else 1.0 for v in (e_scale, f_scale, s_scale)),
-                         n_structures=len(y))
+                         n_structures=n_total, elements=tuple(int(z) for z in np.flatnonzero(seen)),
+                         coverage=coverage)
 
 
 def _voigt_to_full(stress: np.ndarray) -> np.ndarray:

@@ -70,7 +70,8 @@ def parity(model: torch.nn.Module, dataset, *, indices: Sequence[int] | None = N
     """True and predicted values for parity plots, float64 numpy:
 
     energy_per_atom_true/pred (B,) eV/atom, forces_true/pred (ΣN, 3) eV/Å,
-    stress_true/pred (B, 3, 3) eV/Å³, natoms (B,), numbers (ΣN,).
+    stress_true/pred (B, 3, 3) eV/Å³, natoms (B,), numbers (ΣN,). A label a structure lacks
+    is NaN in its `*_true` entries (drop those points before plotting).
     """
     out: dict[str, list] = {k: [] for k in ("energy_per_atom_true", "energy_per_atom_pred", "forces_true",
                                             "forces_pred", "stress_true", "stress_pred", "natoms", "numbers")}
