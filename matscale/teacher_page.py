@@ -64,6 +64,11 @@ def teacher_page(summary=None, teacher_study: str = "teacher", emt_study: str = 
         est = dict(zip(rows["dataset"], rows["estimate"]))
         lines.append(f"- **{arch}**: α = {est.get(EMT, '—')} on EMT labels, {est.get(TEACHER, '—')} on "
                      "teacher labels.")
+    fitted = cmp.summary[cmp.summary["estimate"] != "—"]
+    flat = fitted[(fitted["ci_low"] <= 0) & (fitted["ci_high"] >= 0)]
+    for r in flat.itertuples():
+        lines.append(f"- {r.dataset}, {r.arch}: the 95 % interval of α includes zero, so this series shows no "
+                     "measurable data scaling at its size, budget and range of D.")
     missing = cmp.summary[cmp.summary["estimate"] == "—"]
     if len(missing):
         lines.append("- No fit for: " + "; ".join(f"{r.dataset} {r.arch} ({r.note})" for r in missing.itertuples()))
