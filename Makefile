@@ -17,7 +17,7 @@ export MKL_NUM_THREADS ?= 1
 STUDY ?= default
 SWEEP := book/sweeps/$(STUDY).yaml
 
-.PHONY: venv test test-fast browser book data data-teacher study runs bench clean-book
+.PHONY: venv test test-fast browser book data data-teacher study runs bench bench-gpu clean-book
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -73,6 +73,10 @@ book: $(STAMP) data runs
 
 bench: $(STAMP)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+# the benches on a CUDA GPU, figures (MFU, ratios) written to bench/results/gpu/
+bench-gpu: $(STAMP)
+	$(BIN)/python bench/run_gpu.py
 
 clean-book:
 	rm -rf _build

@@ -31,6 +31,7 @@ from matscale.models.packing import MODES, plan
 from matscale.models.transformer import NUM_LATTICE_TOKENS, EncoderLayer
 
 METALS = ["Al", "Cu", "Ag", "Au", "Ni", "Pd", "Pt"]
+DEVICE = torch.device("cpu")
 
 
 def synthetic_structures(n: int, seed: int = 0) -> list:
@@ -69,14 +70,35 @@ def dataset_structures(path: str, n: int, seed: int = 0) -> list:
     return [ds.get_atoms(int(i)) for i in idx]
 
 
+def _default_set_available() -> bool:
+    """True when $MATSCALE_DATA (or the embedded default) holds a training split."""
+    import os
+    from pathlib import Path
+
+    root = os.environ.get("MATSCALE_DATA")
+    if root:
+        return (Path(root) / "train").is_dir()
+    try:
+        from matscale.data.default import default_root
+        return (Path(default_root()) / "train").is_dir()
+    except Exception:
+        return False
+
+
+CLOCK = time.process_time  # CPU seconds of this process (main() switches to synced wall time on CUDA)
+
+
 def time_steps(step, seconds: float, min_steps: int = 2) -> float:
-    """Median seconds per call of `step` after one warm-up call, for ≥ `seconds` in total."""
+    """Median seconds per call of `step` after one warm-up call, for ≥ `seconds` in total.
+
+    CPU seconds on CPU (single-threaded, so other load on a shared machine inflates them far
+    less than wall time), synchronised wall seconds on CUDA."""
     step()
-    times, start = [], time.perf_counter()
-    while len(times) < min_steps or time.perf_counter() - start < seconds:
-        t = time.perf_counter()
+    times, start = [], CLOCK()
+    while len(times) < min_steps or CLOCK() - start < seconds:
+        t = CLOCK()
         step()
-        times.append(time.perf_counter() - t)
+        times.append(CLOCK() - t)
     return statistics.median(times)
 
 
@@ -98,7 +120,7 @@ def bench_models(batches, archs, size_filter, seconds):
             if size not in size_filter:
                 continue
             torch.manual_seed(0)
-            model = build(arch, size)
+            model = build(arch, size).to(DEVICE)
             total, non_emb = count_parameters(model)
             it = iter(batches * 1000)
             dt = time_steps(lambda: model_step(model, next(it))(), seconds)
@@ -114,9 +136,10 @@ class PackedEncoder(nn.Module):
 
     def forward(self, x, sequence, num_sequences):
         packing = plan(sequence, num_sequences, self.mode)
+        x = packing.enter(x)
         for layer in self.layers:
-            x = layer(x, packing)
-        return x
+            x = layer(x, packing, in_layout=True)
+        return packing.leave(x)
 
 
 class PaddedEncoder(nn.Module):
@@ -132,7 +155,7 @@ class PaddedEncoder(nn.Module):
         # tokens are sorted by sequence (atoms of each structure, then its lattice tokens)
         lengths = torch.bincount(sequence, minlength=num_sequences)
         L = int(lengths.max())
-        offset = torch.arange(L)
+        offset = torch.arange(L, device=x.device)
         valid = offset < lengths.unsqueeze(1)  # (B, L)
         starts = torch.cumsum(lengths, 0) - lengths
         index = torch.where(valid, starts.unsqueeze(1) + offset, 0)
@@ -147,10 +170,14 @@ def bench_packing(batches, ladder, seconds, rounds=3):
     for b in batches:
         # sort tokens by structure so the padded encoder can gather contiguous runs
         counts = b.natoms + NUM_LATTICE_TOKENS
-        inputs.append((torch.repeat_interleave(torch.arange(b.num_structures), counts), b.num_structures))
+        inputs.append((torch.repeat_interleave(torch.arange(b.num_structures, device=counts.device), counts), b.num_structures))
     pad_frac = statistics.mean(
         1 - float((b.natoms + 3).sum()) / (b.num_structures * float((b.natoms + 3).max())) for b in batches)
-    print(f"padding would waste {pad_frac:.0%} of token rows on these batches")
+    rows_bound = statistics.mean(
+        b.num_structures * float((b.natoms + 3).max()) / float((b.natoms + 3).sum()) for b in batches)
+    print(f"padding would waste {pad_frac:.0%} of token rows on these batches: every linear layer of the padded "
+          f"encoder runs on {rows_bound:.2f}x the rows, the most packing can gain where linear layers dominate "
+          f"(large d_model)")
     print(f"{'size':<6}{'params':>11}" + "".join(f"{m + ' ms':>11}" for m in (*MODES, "padded"))
           + "".join(f"{m + '/pad':>11}" for m in MODES))
     for size, (d, layers, heads) in ladder.items():
@@ -159,7 +186,8 @@ def bench_packing(batches, ladder, seconds, rounds=3):
         models["padded"] = PaddedEncoder(d, layers, heads)
         counts = {m: sum(p.numel() for p in mod.parameters()) for m, mod in models.items()}
         assert len(set(counts.values())) == 1, counts
-        data = [(torch.randn(len(seq), d), seq, B) for seq, B in inputs]
+        models = {m: mod.to(DEVICE) for m, mod in models.items()}
+        data = [(torch.randn(len(seq), d, device=DEVICE), seq.to(DEVICE), B) for seq, B in inputs]
         best = {m: float("inf") for m in models}
         for _ in range(rounds):  # interleave variants so machine load affects all alike
             for m, mod in models.items():
@@ -181,21 +209,37 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=32, help="structures per batch")
     p.add_argument("--batches", type=int, default=4, help="distinct batches cycled through")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     p.add_argument("--data", help="OMat24-format directory to sample structures from (default: synthetic)")
     p.add_argument("--archs", nargs="*", default=["fcn", "transformer"])
     p.add_argument("--sizes", nargs="+", default=["xs", "s", "m", "l", "xl"])
     p.add_argument("--skip-packing", action="store_true")
+    p.add_argument("--parents", action="store_true",
+                   help="use the embedded generator's unrelaxed parents even when the default set exists")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    global CLOCK, DEVICE
+    DEVICE = torch.device(args.device)
+    if DEVICE.type == "cuda":
+        if not torch.cuda.is_available():
+            raise SystemExit(f"--device {args.device}: no CUDA device is visible here")
+
+        def CLOCK():  # noqa: N802 - synchronised wall clock
+            torch.cuda.synchronize()
+            return time.perf_counter()
     n = args.batch_size * args.batches
     if args.data:
         structures, source = dataset_structures(args.data, n), args.data
+    elif not args.parents and _default_set_available():
+        from _common import default_root, default_structures
+        structures, source = default_structures(n, seed=1), f"the default set's training split ({default_root()})"
     else:
         try:
             structures, source = parent_structures(n), "embedded-generator parents"
         except Exception as exc:  # the data package's generator is absent or changed
             structures, source = synthetic_structures(n), f"random cells ({type(exc).__name__}: {exc})"
-    batches = [collate(structures[i:i + args.batch_size], labels=False) for i in range(0, n, args.batch_size)]
+    batches = [collate(structures[i:i + args.batch_size], labels=False).to(DEVICE)
+               for i in range(0, n, args.batch_size)]
     natoms = np.array([len(a) for a in structures])
     print(f"{len(structures)} structures from {source}, atoms per structure: min {natoms.min()}, median {np.median(natoms):.0f}, "
           f"mean {natoms.mean():.1f}, max {natoms.max()}; batch size {args.batch_size}; threads {args.threads}")

@@ -6,6 +6,7 @@ imported, so `python -m matscale data ...` never pays for torch models or fairch
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 from matscale.errors import MatscaleError
@@ -19,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fit": ("matscale.fit.cli", "fit scaling laws to a CSV of results"),
     "sweep": ("matscale.sweep", "run a grid of training runs (local or SLURM)"),
     "study": ("matscale.study.cli", "a study's status; store each finished run's equivariance error"),
+    "runs": ("matscale.runs_cli", "list runs (ls) and export results for fit (export)"),
 }
 
 
@@ -50,6 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # disk full, a file where a folder should be, a symlink loop: one line
+        if os.environ.get("MATSCALE_TRACEBACK"):
+            raise
+        from matscale.fserrors import describe
+
+        print(f"error: {describe(exc)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

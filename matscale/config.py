@@ -7,8 +7,8 @@ or raises `ConfigError` with one message saying what is wrong and how to fix it.
 
 The run id (`run_id()`) is a readable prefix plus a hash of the settings that change results
 (fields with `hashed=True`): device, worker count, caching, the run root and `vis_every` do
-not. The dataset enters through `data_fingerprint`, not through the `data` path: `validate()`
-resolves `data` (None: the default dataset, whose id is derived without generating it) to
+not; `compile` enters it only when on. The dataset enters through `data_fingerprint`, not
+through the `data` path: `validate()` resolves `data` (None: the default dataset, whose id is derived without generating it) to
 its fingerprint, so the same settings on two datasets are two runs, and a dataset moved to
 another folder or machine keeps its runs. A recorded fingerprint (a run's config.json) is
 kept only when its dataset is not reachable here.
@@ -56,6 +56,9 @@ class TrainConfig:
     seed: int = _f(0, "seed for the data subset, initialisation and data order", group="data")
     cache_data: bool = _f(True, "keep decoded structures in memory", hashed=False, group="data")
     num_workers: int = _f(0, "DataLoader worker processes", hashed=False, group="data")
+    graph_cache_mb: float = _f(256.0, "memory bound of the per-structure radius-graph cache (0: off; off under "
+                                      "rotation_augment); results are identical either way",
+                               unit="MiB", hashed=False, group="data")
     # -- optimisation --------------------------------------------------------------------
     epochs: int = _f(15, "passes over the training subset", unit="epochs")
     batch_size: int = _f(16, "global batch (all processes together)", unit="structures")
@@ -72,6 +75,9 @@ class TrainConfig:
     rotation_augment: bool = _f(False, "rotate each training batch randomly (for unconstrained models)")
     precision: str = _f("none", "mixed precision: bf16 autocast (CPU/GPU) or fp16 + GradScaler (GPU)",
                         choices=PRECISIONS)
+    compile: bool = _f(False, "torch.compile the model (inductor, CPU or CUDA; see bench/bench_engine.py for "
+                              "where it pays); enters the run id only when on (kernels round differently)",
+                       hashed="unless_default", group="system")
     # -- validation and stopping ---------------------------------------------------------
     val_every: int = _f(1, "validate every N epochs (and after the last)", unit="epochs", group="validation")
     vis_every: int = _f(0, "write parity data of up to 64 val structures every N epochs (0: off)",
@@ -82,6 +88,8 @@ class TrainConfig:
     device: str = _f("auto", "cpu, cuda, cuda:N or auto (cuda when available)", hashed=False, group="system")
     run_root: str = _f("runs", "folder holding run folders (relative: to the repository root)",
                        hashed=False, group="system")
+    tensorboard: bool = _f(False, "also write TensorBoard scalars to <run_dir>/tensorboard/ "
+                                  "(needs the tensorboard package)", hashed=False, group="system")
 
     def __post_init__(self) -> None:
         # accept "a,b" or any sequence for subsets (papermill and the CLI pass strings)
@@ -154,6 +162,8 @@ class TrainConfig:
         _check(_int(c, "vis_every") >= 0, f"vis_every must be >= 0 (0: off), got {c.vis_every}")
         _check(_int(c, "patience") >= 0, f"patience must be >= 0 (0: no early stopping), got {c.patience}")
         _check(_int(c, "num_workers") >= 0, f"num_workers must be >= 0, got {c.num_workers}")
+        _check(_num(c, "graph_cache_mb") >= 0, f"graph_cache_mb must be >= 0 MiB (0: off), got {c.graph_cache_mb}")
+        _check(isinstance(c.compile, bool), f"compile must be true or false, got {c.compile!r}")
         _check(c.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, got {c.precision!r}")
         _check(isinstance(c.run_root, str) and c.run_root != "", "run_root must be a folder path")
         device = resolve_device(c.device) if check_device else c.device
@@ -165,7 +175,9 @@ class TrainConfig:
     def result_settings(self) -> dict[str, Any]:
         """The settings that change results (they define the run id)."""
         d = self.to_dict()
-        return {f.name: d[f.name] for f in fields(self) if f.metadata.get("hashed", True)}
+        # hashed="unless_default": a later setting that keeps old run ids while it is at its default
+        return {f.name: d[f.name] for f in fields(self) if f.metadata.get("hashed", True)
+                and not (f.metadata.get("hashed") == "unless_default" and d[f.name] == f.default)}
 
     def run_id(self) -> str:
         """Readable prefix + 8 hex digits of the hash of `result_settings()` (the dataset

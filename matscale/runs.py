@@ -8,7 +8,7 @@
     runs/<run_id>/checkpoints/   last.pt, best.pt (git-ignored)
     runs/<run_id>/vis/           parity data written every `vis_every` epochs (optional)
 
-    load(root) -> DataFrame, one row per run (summary + config columns)
+    load(root) -> DataFrame, one row per run (study + summary + config columns)
     metrics(run, root) -> DataFrame of one run's metrics.csv
     all_metrics(root) -> every run's metrics rows with a run_id column
     archive(run_ids, root) -> moves run folders to root/_archive/<UTC time>/
@@ -41,15 +41,47 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes 0600: shared run folders must stay readable
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.filename is None:  # a failed write(): name the file
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (/proc), else set and restored."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def remove_orphan_temps(folder: str | Path) -> list[Path]:
+    """Delete `.<name>.*.tmp` files an atomic write left behind when its process was killed.
+
+    Call only while holding the run's lock (`matscale.locks`): then no live writer owns them."""
+    removed = []
+    for p in Path(folder).rglob(".*.tmp"):
+        try:
+            if p.is_file():
+                p.unlink()
+                removed.append(p)
+        except OSError:
+            pass
+    return removed
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -206,22 +238,66 @@ def run_dirs(root: str | Path | None = "runs") -> list[Path]:
     return sorted(p for p in base.iterdir() if p.is_dir() and (p / "summary.json").exists())
 
 
+def live_status(path: str | Path, recorded: str | None) -> str | None:
+    """The status to show: 'interrupted' for a run whose summary says running but whose lock
+    (`matscale.locks`) no process holds (its process died without writing an outcome)."""
+    if recorded != "running":
+        return recorded
+    from matscale import locks
+
+    path = Path(path)
+    return "running" if locks.status(path.parent, path.name) is not None else "interrupted"
+
+
+def corrupt_runs(root: str | Path | None = "runs") -> list[tuple[Path, str]]:
+    """(run folder, reason) of every run whose summary.json or config.json cannot be read."""
+    bad = []
+    for path in run_dirs(root):
+        run = RunDir(path)
+        try:
+            run.read_summary()
+            if run.config_path.exists():
+                run.read_config()
+        except MatscaleError as exc:
+            bad.append((path, str(exc)))
+    return bad
+
+
 def load(root: str | Path | None = "runs") -> pd.DataFrame:
-    """One row per run: run_id, run_dir, the resolved config's fields and the summary's fields."""
-    rows = []
+    """One row per run: run_id, run_dir, study (the studies whose sweep planned it, comma-separated;
+    see `matscale.membership`), the resolved config's fields and the summary's fields.
+
+    `status` is the live status (`live_status`: a dead process's 'running' run shows as
+    'interrupted'; the summary's own value stays in `recorded_status`). Runs whose files are
+    corrupt are left out with a warning naming them; `df.attrs["corrupt"]` lists their folders.
+    """
+    from matscale.membership import studies
+
+    member = studies(root)
+    rows, corrupt = [], []
     for path in run_dirs(root):
         run = RunDir(path)
         try:
             summary = run.read_summary() or {}
             cfg = run.read_config() if run.config_path.exists() else {}
         except MatscaleError:
-            continue  # half-written folders of other processes are skipped, not fatal
-        row = {"run_id": path.name, "run_dir": str(path)}
+            corrupt.append(str(path))  # writes are atomic: an unreadable file is damaged, not half-written
+            continue
+        row = {"run_id": path.name, "run_dir": str(path), "study": ",".join(member.get(path.name, [])) or None}
         row.update({k: (",".join(v) if isinstance(v, list) else v) for k, v in cfg.get("config", {}).items()})
         row.update({k: v for k, v in summary.items() if not isinstance(v, (dict, list))})
         row["git_commit"] = (cfg.get("git") or {}).get("commit")
+        row["recorded_status"] = summary.get("status")
+        row["status"] = live_status(path, summary.get("status"))
         rows.append(row)
-    return pd.DataFrame(rows)
+    if corrupt:
+        import warnings
+
+        warnings.warn(f"{len(corrupt)} run(s) skipped: unreadable summary.json or config.json in "
+                      f"{', '.join(corrupt)}; delete those folders or re-run them with --force", stacklevel=2)
+    df = pd.DataFrame(rows)
+    df.attrs["corrupt"] = corrupt
+    return df
 
 
 def metrics(run: str | Path, root: str | Path | None = "runs") -> pd.DataFrame:

@@ -58,16 +58,33 @@ def test_setup_enables_renderer_and_output_is_valid_nbformat():
     matscale.book.setup()
     try:
         assert alt.renderers.active == render.RENDERER
-        bundle = small_chart()._repr_mimebundle_()
-        bundle = bundle[0] if isinstance(bundle, tuple) else bundle
-        assert set(bundle) == {"text/html"} and render.CHART_CLASS in bundle["text/html"]
+        bundle, metadata = small_chart()._repr_mimebundle_()
+        # the interactive HTML for the book plus a static PNG for every other front end
+        assert set(bundle) == {"text/html", "image/png"} and render.CHART_CLASS in bundle["text/html"]
+        assert f'class="{render.STATIC_CLASS}"' in bundle["text/html"]
+        assert bundle["image/png"] in bundle["text/html"]  # the same image, shown until vegaEmbed draws
+        assert metadata["image/png"]["width"] > 50
         nb = nbformat.v4.new_notebook()
         cell = nbformat.v4.new_code_cell("chart")
-        cell.outputs = [nbformat.v4.new_output("display_data", data=bundle)]
+        cell.outputs = [nbformat.v4.new_output("display_data", data=bundle, metadata=metadata)]
         nb.cells = [cell]
         nbformat.validate(nb)
     finally:
         alt.renderers.enable("default")
+
+
+def test_static_fallback_can_be_left_out_and_is_dropped_from_book_pages():
+    matscale.book.setup(static=False)
+    try:
+        bundle, _ = small_chart()._repr_mimebundle_()
+        assert set(bundle) == {"text/html"} and "Chart loading" in bundle["text/html"]
+    finally:
+        alt.renderers.enable("default")
+    png = render.static_png(small_chart().to_dict())
+    html = render.chart_html(small_chart().to_dict(), div_id="c2", png=png)
+    stripped = render.strip_static(html)
+    assert render.STATIC_CLASS in html and render.STATIC_CLASS not in stripped
+    assert "Chart loading" in stripped and "window.vegaEmbed(" in stripped
 
 
 def test_embed_options_are_merged():

@@ -417,23 +417,31 @@ def test_an_interrupted_sweep_stops_its_children_and_starts_nothing_new(tmp_path
     assert not slow[2].exists()  # queued points never start
 
 
-def test_a_point_another_sweep_is_running_is_not_started_twice(tmp_path, fake_train):
-    import fcntl
+def test_a_point_another_process_is_running_waits_for_it_and_is_not_started_twice(tmp_path, fake_train,
+                                                                                   monkeypatch):
+    import threading
+    import time
 
+    from matscale import locks
+
+    monkeypatch.setattr(point_mod, "BUSY_POLL_S", 0.05)
     (config,) = expand({"base": {"arch": "mean", "epochs": 1}})
     (p,), _ = plan([config], tmp_path)
-    with point_mod._point_lock(p) as held:  # another sweep (here: this test) holds the point
-        assert held not in (False, None)
-        result = run_point(p)
-        assert result["status"] == "failed" and result["action"] == "busy"
-        assert "another sweep is running this point" in result["error"] and not p.run_dir.exists()
-    done = run_point(p)
-    assert done["status"] == "completed" and attempts(p.run_dir) == ["new"]
-    # the child held the lock too (inherited), so a crashed sweep cannot strand a live child
-    lock = tmp_path / "_sweeps" / "locks" / f"{p.run_id}.lock"
-    fd = __import__("os").open(lock, __import__("os").O_RDWR)
-    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free again after the run
-    __import__("os").close(fd)
+    fd, _ = locks.acquire(tmp_path, p.run_id)  # another sweep / `matscale train` holds the run's lock
+    out: dict = {}
+    worker = threading.Thread(target=lambda: out.update(run_point(p)))
+    worker.start()
+    time.sleep(0.4)
+    assert worker.is_alive() and not p.run_dir.exists()  # waiting, not started, not recorded as failed
+    locks.release(fd)
+    worker.join(20)
+    assert out["status"] == "completed" and attempts(p.run_dir) == ["new"]
+    assert locks.status(tmp_path, p.run_id) is None  # the child's inherited lock is gone with it
+    stop = threading.Event()
+    fd, _ = locks.acquire(tmp_path, p.run_id)
+    stop.set()  # a stopped sweep gives up waiting at once
+    assert run_point(p, stop=stop)["action"] == "busy"
+    locks.release(fd)
 
 
 def test_sigterm_becomes_an_interrupt_only_inside_a_sweep():

@@ -151,7 +151,7 @@ def test_every_architecture_trains_through_the_cli(tmp_path, tiny_data_root, arc
            "--data", str(tiny_data_root), "--run-root", str(tmp_path)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=_env())
     assert proc.returncode == 0, proc.stderr[-3000:]
-    (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    (run,) = [p for p in tmp_path.iterdir() if p.is_dir() and not p.name.startswith("_")]  # not _locks/
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["arch"] == arch and summary["size"] == size
     assert np.isfinite(summary["best_val_loss"])

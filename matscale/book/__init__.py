@@ -9,9 +9,10 @@ and then shows charts either as the last expression of a cell (plain altair disp
 with `matscale.book.show(chart, "name")`, which also saves `_build/figures/name.svg`.
 
 The chart outputs draw with the Vega bundle that the book's Sphinx extension adds to each
-page, so they render in the built book (also from file://, with no network). In a live
-Jupyter session that bundle is absent and a chart shows a "Chart loading" note instead; use
-`alt.renderers.enable("default")` there, or open the built page.
+page, so they render interactively in the built book (also from file://, with no network).
+Everywhere else (JupyterLab, VS Code, nbconvert, GitHub) each chart output also carries a
+static PNG (vl-convert), which those front ends show instead; for interactive charts in a
+live Jupyter session use `alt.renderers.enable("default")` (it loads Vega from a CDN).
 """
 from __future__ import annotations
 
@@ -28,15 +29,16 @@ MAX_ROWS = 20_000
 __all__ = ["setup", "show", "save", "figures_dir", "book_root", "MAX_ROWS"]
 
 
-def setup(embed_options: dict | None = None, max_rows: int = MAX_ROWS) -> None:
+def setup(embed_options: dict | None = None, max_rows: int = MAX_ROWS, static: bool = True) -> None:
     """Make altair render through the offline `window.vegaEmbed` renderer.
 
     Call once in a notebook's first code cell. `embed_options` are merged into vega-embed's
-    options (see `matscale.book.render.DEFAULT_EMBED_OPTIONS`).
+    options (see `matscale.book.render.DEFAULT_EMBED_OPTIONS`); `static=False` leaves out the
+    PNG fallback of each chart (smaller notebooks that show charts only in the book).
     """
     import altair as alt
 
-    render.enable(embed_options)
+    render.enable(embed_options, static=static)
     alt.data_transformers.enable("default", max_rows=max_rows)
 
 

@@ -19,11 +19,11 @@ Modules: training (loss curves, parity), data (histograms), scaling (fits, front
 """
 from __future__ import annotations
 
-from matscale.charts._base import RUN_COLUMNS, SPLITS
+from matscale.charts._base import AXIS_TITLES, RUN_COLUMNS, SPLITS, axis_title
 from matscale.charts.data import histogram, histogram_table, stats_histograms
 from matscale.charts.scaling import exponents, extrapolation, fit_curve, frontier, scaling_fit, study_grid
 from matscale.charts.training import long_metrics, loss_curves, metric_names, parity
 
-__all__ = ["RUN_COLUMNS", "SPLITS", "histogram", "histogram_table", "stats_histograms", "exponents",
+__all__ = ["AXIS_TITLES", "RUN_COLUMNS", "SPLITS", "axis_title", "histogram", "histogram_table", "stats_histograms", "exponents",
            "extrapolation", "fit_curve", "frontier", "scaling_fit", "study_grid", "long_metrics", "loss_curves",
            "metric_names", "parity"]

@@ -14,6 +14,20 @@ SPLITS = ("train", "val")
 RUN_COLUMNS = ("run_id", "run")  # recognised names of a run-identifier column
 _SPLIT_COL = re.compile(r"^(train|val)_(.+)$")
 _UNITS = {"eV_atom": "eV/atom", "eV_A3": "eV/Å³", "eV_A": "eV/Å", "GPa": "GPa"}
+# axis titles with units for the columns the book plots (others: the name with spaces)
+AXIS_TITLES = {"epoch": "epoch", "step": "optimiser steps", "samples_seen": "training structures seen",
+               "atoms_seen": "training atoms seen", "flops": "training compute C (FLOPs)",
+               "wall_s": "wall time (s)", "params": "non-embedding parameters N",
+               "params_total": "parameters (total)", "n_train": "training structures D",
+               "val_loss": "validation loss (weighted sum, dimensionless)",
+               "train_loss": "training loss (weighted sum, dimensionless)",
+               "best_val_loss": "best validation loss (dimensionless)"}
+LEGEND_COLUMNS = 3  # entries per row of a legend below a chart (long run labels stay within the page)
+
+
+def axis_title(column: str) -> str:
+    """'flops' -> 'training compute C (FLOPs)'; unknown names: underscores become spaces."""
+    return AXIS_TITLES.get(column, column.replace("_", " "))
 
 
 # -- helpers ----------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from matscale.charts._base import RUN_COLUMNS, _positive, _require, _run_column, _scale
+from matscale.charts._base import RUN_COLUMNS, axis_title, _positive, _require, _run_column, _scale
 from matscale.errors import DataError
 
 
@@ -103,8 +103,8 @@ def scaling_fit(
     data = _positive(data, [x, y]) if log else data.dropna(subset=[x, y])
     if data.empty:
         raise DataError(f"no {'positive ' if log else ''}finite ({x}, {y}) points to plot")
-    xs = alt.X(f"{x}:Q", title=x.replace("_", " "), scale=_scale(log))
-    ys = alt.Y(f"{y}:Q", title=y.replace("_", " "), scale=_scale(log))
+    xs = alt.X(f"{x}:Q", title=axis_title(x), scale=_scale(log))
+    ys = alt.Y(f"{y}:Q", title=axis_title(y), scale=_scale(log))
     style = {"color": alt.Color(f"{color}:N", title=color)} if color else {}
     layers: list[alt.Chart] = []
     if sigma:
@@ -114,7 +114,7 @@ def scaling_fit(
         if log:  # a log axis cannot show y - sigma <= 0: clip the bar at y / 10
             data["y_lo"] = np.where(data["y_lo"] > 0, data["y_lo"], data[y] / 10)
         layers.append(
-            alt.Chart(data).mark_rule().encode(x=xs, y=alt.Y("y_lo:Q", title=y.replace("_", " "), scale=_scale(log)),
+            alt.Chart(data).mark_rule().encode(x=xs, y=alt.Y("y_lo:Q", title=axis_title(y), scale=_scale(log)),
                                                y2="y_hi:Q", **style)
         )
     tips = [alt.Tooltip(f"{c}:N") if c == color else alt.Tooltip(f"{c}:Q", format=".4g") for c in need]
@@ -130,7 +130,7 @@ def scaling_fit(
         if span == "group" and color:
             grid = {label: _grid(data.loc[data[color] == label, x].to_numpy(dtype=float), n_grid, log, extend)
                     if (data[color] == label).any() else grid for label in fits}
-        layers = _fit_layers(fits, grid, x.replace("_", " "), y.replace("_", " "), color, log, band, level,
+        layers = _fit_layers(fits, grid, axis_title(x), axis_title(y), color, log, band, level,
                              color or "curve") + layers
     if reference:
         refs = pd.DataFrame({"reference": list(reference), y: [float(v) for v in reference.values()]})
@@ -177,8 +177,8 @@ def frontier(
     front = _positive(frontier_df[[x, y]].copy(), [x, y]).sort_values(x)
     if curves.empty:
         raise DataError(f"no positive ({x}, {y}) rows in the curves table")
-    xs = alt.X(f"{x}:Q", title=x.replace("_", " "), scale=_scale(True))
-    ys = alt.Y(f"{y}:Q", title=y.replace("_", " "), scale=_scale(True))
+    xs = alt.X(f"{x}:Q", title=axis_title(x), scale=_scale(True))
+    ys = alt.Y(f"{y}:Q", title=axis_title(y), scale=_scale(True))
     run_style = {"color": alt.Color(f"{color}:N", title=color)} if color else {}
     lines = (
         alt.Chart(curves)
@@ -190,11 +190,11 @@ def frontier(
     if fit_result is not None:
         allx = np.concatenate([curves[x].to_numpy(dtype=float), front[x].to_numpy(dtype=float)])
         grid = _grid(allx if front.empty else front[x].to_numpy(dtype=float), n_grid, True, extend)
-        layers += _fit_layers({"frontier fit": fit_result}, grid, x.replace("_", " "), y.replace("_", " "),
+        layers += _fit_layers({"frontier fit": fit_result}, grid, axis_title(x), axis_title(y),
                               None, True, band, level, "curve", line_color="firebrick")
     if not front.empty:
-        fx = alt.X(f"{x}:Q", title=x.replace("_", " "), scale=_scale(True))
-        fy = alt.Y(f"{y}:Q", title=y.replace("_", " "), scale=_scale(True))
+        fx = alt.X(f"{x}:Q", title=axis_title(x), scale=_scale(True))
+        fy = alt.Y(f"{y}:Q", title=axis_title(y), scale=_scale(True))
         layers.append(alt.Chart(front).mark_line(color="black", interpolate="step-after", strokeWidth=1.5)
                       .encode(x=fx, y=fy))
         layers.append(alt.Chart(front).mark_point(color="black", filled=True, size=40)
@@ -231,16 +231,16 @@ def extrapolation(
     if data.empty:
         raise DataError(f"no positive finite ({x}, {y}) points to plot")
     data["role"] = np.where(data[held_out].astype(bool), "held out (measured)", "fitted")
-    xs = alt.X(f"{x}:Q", title=x.replace("_", " "), scale=_scale(True))
-    ys = alt.Y(f"{y}:Q", title=y.replace("_", " "), scale=_scale(True))
+    xs = alt.X(f"{x}:Q", title=axis_title(x), scale=_scale(True))
+    ys = alt.Y(f"{y}:Q", title=axis_title(y), scale=_scale(True))
     grid = _grid(data[x].to_numpy(dtype=float), n_grid, True, 1.0)
-    layers = _fit_layers({"fit": fit_result}, grid, x.replace("_", " "), y.replace("_", " "), None, True, True,
+    layers = _fit_layers({"fit": fit_result}, grid, axis_title(x), axis_title(y), None, True, True,
                          level, "curve")
     if sigma:
         s = pd.to_numeric(data[sigma], errors="coerce").fillna(0.0).abs()
         bars = data.assign(y_lo=np.where(data[y] - s > 0, data[y] - s, data[y] / 10), y_hi=data[y] + s)
         layers.append(alt.Chart(bars).mark_rule().encode(
-            x=xs, y=alt.Y("y_lo:Q", title=y.replace("_", " "), scale=_scale(True)), y2="y_hi:Q"))
+            x=xs, y=alt.Y("y_lo:Q", title=axis_title(y), scale=_scale(True)), y2="y_hi:Q"))
     colors = alt.Scale(domain=["fitted", "held out (measured)"], range=["black", "firebrick"])
     shapes = alt.Scale(domain=["fitted", "held out (measured)"], range=["circle", "diamond"])
     layers.append(alt.Chart(data).mark_point(filled=True, size=70).encode(

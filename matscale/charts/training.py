@@ -7,7 +7,8 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from matscale.charts._base import SPLITS, _SPLIT_COL, _label, _positive, _require, _run_column, _scale
+from matscale.charts._base import (LEGEND_COLUMNS, SPLITS, _SPLIT_COL, _label, _positive, _require, _run_column,
+                                   _scale, axis_title)
 from matscale.errors import DataError
 
 
@@ -88,12 +89,12 @@ def loss_curves(
         raise DataError(f"no finite {'positive ' if log_y or log_x else ''}values to plot against {x!r}")
     order = [_label(n) for n in names]
     enc: dict[str, Any] = {
-        "x": alt.X(f"{x}:Q", title=x.replace("_", " "), scale=_scale(log_x)),
+        "x": alt.X(f"{x}:Q", title=axis_title(x), scale=_scale(log_x)),
         "y": alt.Y("value:Q", title=None, scale=_scale(log_y)),
         "facet": alt.Facet("metric:N", sort=order, columns=columns, title=None),
         "tooltip": [alt.Tooltip(f"{x}:Q"), "split:N", "metric:N", alt.Tooltip("value:Q", format=".4g")],
     }
-    legend = alt.Legend(orient="bottom")  # keeps the panels within the page width
+    legend = alt.Legend(orient="bottom", columns=LEGEND_COLUMNS)  # keeps the panels within the page width
     if run:
         enc["color"] = alt.Color(f"{run}:N", title=run, legend=legend)
         enc["strokeDash"] = alt.StrokeDash("split:N", sort=list(SPLITS), title="split", legend=legend)

@@ -22,6 +22,7 @@ from typing import Sequence
 import numpy as np
 
 from matscale.data.fractions import check_frac, select_rows
+from matscale.data.integrity import check_lmdb_size, implausible, natoms_mismatch, sample_rows
 from matscale.data.subsets import SPLITS, SUBSETS, check_split, check_subsets
 from matscale.errors import DataError
 
@@ -78,9 +79,13 @@ def connect(path: Path):
                          "re-download or regenerate it")
 
     try:  # probe first: a failing ase.db.connect leaves an object whose __del__ prints noise
-        lmdb.open(str(path), subdir=False, readonly=True, lock=False).close()
+        env = lmdb.open(str(path), subdir=False, readonly=True, lock=False)
     except (lmdb.Error, OSError) as exc:
         raise fail(exc) from None
+    try:  # a truncated memory-mapped file would SIGBUS on the first read past its end
+        check_lmdb_size(path, env)
+    finally:
+        env.close()
     try:
         return ase.db.connect(str(path), type="aselmdb", readonly=True, use_lock_file=False)
     except Exception as exc:  # json/zlib errors in the bookkeeping keys
@@ -130,6 +135,8 @@ def decode_record(raw: bytes | None, path, row_id: int, subset: str) -> Record:
     except Exception as exc:
         raise DataError(f"{where}: cannot decode the row ({type(exc).__name__}); the file is damaged") from None
     numbers = np.asarray(dct["numbers"], dtype=np.int64)
+    if len(numbers) == 0:
+        raise DataError(f"{where}: structure has zero atoms; drop this row (energy per atom is undefined)")
     present = [k for k in ("energy", "forces", "stress") if dct.get(k) is not None]
     forces = (np.asarray(dct["forces"], dtype=np.float64) if "forces" in present
               else np.full((len(numbers), 3), np.nan)).reshape(len(numbers), 3)
@@ -142,6 +149,9 @@ def decode_record(raw: bytes | None, path, row_id: int, subset: str) -> Record:
            if name in present and not np.isfinite(v).all()]
     if bad:
         raise DataError(f"{where}: non-finite (NaN or inf) {'/'.join(bad)}; drop or fix this structure")
+    odd = implausible(energy, len(numbers), forces, stress)
+    if odd:
+        raise DataError(f"{where}: {odd} is not physical (a unit or conversion error?); drop or fix this structure")
     info = dict(dct.get("data") or {})
     info.setdefault("sid", f"{Path(path).parent.name}/{Path(path).name}:{row_id}")
     info["subset"] = subset
@@ -255,6 +265,9 @@ class StructureDataset:
         with self._db(f).env.begin() as txn:
             raw = txn.get(str(row_id).encode("ascii"))
         rec = decode_record(raw, src.path, row_id, src.subset)
+        if self._natoms_all is not None and len(rec.numbers) != self._natoms_all[g]:
+            raise natoms_mismatch(src.path.parent / "metadata.npz", row_id, int(self._natoms_all[g]),
+                                  len(rec.numbers), src.path)
         if self.cache_enabled:
             self._cache[g] = rec
         return rec
@@ -333,8 +346,13 @@ def _load_npz(path: Path, key: str):
     try:
         with np.load(path, allow_pickle=False) as z:
             return z[key] if key in z else None
+    except ValueError as exc:
+        if "pickle" in str(exc):  # numpy would suggest allow_pickle=True: never load pickles from data files
+            raise DataError(f"{path} holds Python objects instead of plain integer arrays (not a matscale "
+                            "metadata file); delete it (it is recomputed) or regenerate the subset") from None
+        raise DataError(f"{path} is unreadable ({type(exc).__name__}); delete it or regenerate the subset") from None
     except Exception as exc:
-        raise DataError(f"{path} is unreadable ({type(exc).__name__}: {exc}); delete or regenerate it") from None
+        raise DataError(f"{path} is unreadable ({type(exc).__name__}); delete it or regenerate the subset") from None
 
 
 def open_split(
@@ -415,6 +433,11 @@ def open_split(
                                            dtype=np.int64)
             start += n
         ds._natoms_all = np.concatenate(natoms_parts)
+        start = 0
+        for k, part in enumerate(natoms_parts):  # a few rows per subset: a foreign metadata.npz fails here
+            for g in start + sample_rows(len(part)):
+                ds._record_global(int(g))
+            start += len(part)
     return ds.fraction(frac, seed) if frac < 1.0 else ds
 
 

@@ -214,9 +214,10 @@ def synthesize(
 ) -> SynthReport:
     """Generate an OMat24-layout dataset at `out` (which must not exist or be empty).
 
-    structures: target number of TRAINING rows (val adds ≈10 %); the count actually written
-    deviates slightly (whole trajectories, filtered frames) and is in the returned report and
-    in `<out>/synth.json`. The directory appears atomically: it is built in a temporary
+    structures: target number of TRAINING rows; the validation split comes on top (≈10 % as
+    many parents, ≈10-15 % as many rows: 2000 gives ≈2,290 rows in all). The counts actually
+    written deviate slightly (whole trajectories, filtered frames) and are in the returned
+    report and in `<out>/synth.json`. The directory appears atomically: it is built in a temporary
     sibling and renamed at the end, so an interrupted run leaves no half-written dataset.
     """
     from tqdm.auto import tqdm
@@ -236,9 +237,11 @@ def synthesize(
     shutil.rmtree(tmp, ignore_errors=True)
     report = SynthReport(str(out), int(seed), calculator, int(structures), workers=workers)
     t0 = time.perf_counter()
-    expected = int(sum(expected_yield(s) for j in jobs for s in j.subsets))
-    bar = tqdm(total=expected, unit="structures", desc=f"synthesizing {out.name}", disable=not progress,
+    # the bar counts generation jobs (known exactly in advance; a job's frame count is not: whole
+    # trajectories, filtered frames) and shows the structures written so far next to it
+    bar = tqdm(total=len(jobs), unit="job", desc=f"synthesizing {out.name}", disable=not progress,
                file=sys.stderr, dynamic_ncols=True)
+    written = 0
     try:
         writers: dict[tuple[str, str], SubsetWriter] = {}
         parents: dict[str, set] = {s: set() for s in SPLITS}
@@ -260,7 +263,9 @@ def synthesize(
             for frame in frames:
                 writers[(job.split, frame.subset)].write(frame)
             parents[job.split].add(job.parent_index)
-            bar.update(len(frames))
+            written += len(frames)
+            bar.set_postfix(structures=written, refresh=False)
+            bar.update(1)
         close_all()
         report.counts = {sp: {s: report.counts[sp][s] for s in SUBSETS} for sp in SPLITS}
         bar.close()

@@ -12,6 +12,7 @@ Which interval method (``ci``):
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable
 
 import numpy as np
@@ -22,11 +23,13 @@ from matscale.fit import bootstrap as boot
 from matscale.fit import uncertainty
 from matscale.fit.engine import Problem, Solution, solve
 from matscale.fit.inputs import aggregate_replicates, as_array, check_columns
-from matscale.fit.laws import Law, get_law
+from matscale.fit.laws import AMPLITUDES, FLOORS, Y_KEY, Law, get_law
 from matscale.fit.profile import profile_interval
 from matscale.fit.result import FitResult, ParamEstimate
 
 DEFAULT_BOOTSTRAP = 200
+Y_DECADES = 3  # losses whose geometric mean is beyond 1e±3 are rescaled before fitting
+COLLAPSED = 1e-3  # an interval narrower than this many standard errors contradicts them
 CI_METHODS = ("auto", "profile", "bootstrap", "wald", "none")
 _BOUND_TEXT = {
     "E": "E sits on its bound 0: the data show no floor (a law without E may do as well)",
@@ -74,10 +77,32 @@ def make_problem(law: Law, X: dict[str, np.ndarray], y, sigma=None, *, log=False
             f"law {law.name!r} has {law.n_params} parameters but the data have only {distinct} distinct sizes; "
             "average repeated runs with replicates=True (--replicates) or add sizes"
         )
-    ln_ref = ln_ref or {k: float(np.mean(np.log(v))) for k, v in X.items()}
+    ln_ref = dict(ln_ref or {k: float(np.mean(np.log(v))) for k, v in X.items()})
+    if ln_ref.get(Y_KEY) is None:
+        ln_y = y_reference(law, y)
+        if ln_y:
+            ln_ref[Y_KEY] = ln_y
+    y_scale = float(np.exp(ln_ref.get(Y_KEY, 0.0)))
+    if y_scale != 1.0:  # fit y / y_ref; the laws' linear maps turn the parameters back into units of y
+        y = y / y_scale
+        sigma = None if sigma is None else sigma / y_scale
+        if not log:
+            huber_delta = huber_delta / y_scale
     U = {k: np.log(v) - ln_ref[k] for k, v in X.items()}
     return Problem(law, X, U, ln_ref, y, sigma, log=log, loss=loss, huber_delta=huber_delta,
                    absolute_sigma=True if absolute_sigma is None else bool(absolute_sigma))
+
+
+def y_reference(law: Law, y: np.ndarray) -> float:
+    """ln y_ref for losses far from 1 (geometric mean beyond 1e±3), else 0 (no rescaling).
+
+    y_ref is the power of ten nearest the geometric mean: losses of 1e-300 are fitted as
+    numbers of order one (least squares on raw 1e-300 values has vanishing residuals and
+    a singular Jacobian); ordinary losses are fitted exactly as given."""
+    if not law.scales_with_y:
+        return 0.0
+    decade = float(np.round(np.mean(np.log10(y))))
+    return decade * float(np.log(10.0)) if abs(decade) > Y_DECADES else 0.0
 
 
 def _resolve_ci(ci: str, loss: str, bootstrap: int) -> tuple[str, int]:
@@ -100,6 +125,11 @@ def finish(problem: Problem, sol: Solution, *, ci: str = "auto", bootstrap: int 
     law, n, k = problem.law, problem.n, problem.k
     ci, n_boot = _resolve_ci(ci, problem.loss, bootstrap)
     names = law.names
+    # uncertainty is worked out in the fitted units (y / y_ref) and scaled back at the end:
+    # squares of values like 1e-300 underflow
+    original = problem
+    problem = replace(problem, ln_ref={key: v for key, v in problem.ln_ref.items() if key != Y_KEY})
+    unit = np.array([original.y_scale if r.pivot in FLOORS + AMPLITUDES else 1.0 for r in law.reported])
     values = law.to_reported(sol.theta, problem.ln_ref)
     warnings = [_BOUND_TEXT.get(b, f"{b} sits on a bound") for b in sol.at_bounds]
     notes: list[str] = []
@@ -121,6 +151,10 @@ def finish(problem: Problem, sol: Solution, *, ci: str = "auto", bootstrap: int 
         draw = draw or boot.draw_points(problem)
         theta_samples, failed = boot.run_bootstrap(sol, draw, n_boot, rng)
         m = len(theta_samples)
+        if m >= 2 and np.allclose(theta_samples, theta_samples[0], rtol=1e-9, atol=1e-12):
+            raise FitError(f"all {m} bootstrap resamples gave the same fit: the data hold fewer than 2 distinct "
+                           "groups to resample (e.g. one run), so the bootstrap measures nothing; add runs or use "
+                           "ci='profile' (--ci profile)")
         method_text = f"bootstrap percentile, {m} resamples"
         if failed > 0.1 * n_boot:
             warnings.append(f"{failed} of {n_boot} bootstrap refits failed; the intervals may be too narrow")
@@ -165,6 +199,24 @@ def finish(problem: Problem, sol: Solution, *, ci: str = "auto", bootstrap: int 
         errorbars_note = ("a Huber fit gets its uncertainty from the bootstrap only (bootstrap=K, --bootstrap K)"
                           if problem.loss == "huber" else
                           "the standard errors are not finite: parameters are not determined by these data")
+    if stderr is not None and lo is not None and hi is not None:
+        for i, name in enumerate(names):  # an interval far narrower than its standard error: say so, show none
+            width = hi[i] - lo[i]
+            if np.isfinite(stderr[i]) and stderr[i] > 0 and np.isfinite(width) and width < COLLAPSED * stderr[i]:
+                lo[i] = hi[i] = np.nan
+                warnings.append(f"{name} is not identified by these data: standard error {stderr[i]:.3g} but the "
+                                f"{ci} interval collapsed to a point; no interval is reported")
+    cov_df = corr_df = None
+    if cov_rep is not None and np.all(np.isfinite(cov_rep)):
+        d = np.sqrt(np.clip(np.diag(cov_rep), 1e-300, None))
+        corr_df = pd.DataFrame(cov_rep / np.outer(d, d), index=names, columns=names)
+        cov_df = pd.DataFrame(cov_rep * np.outer(unit, unit), index=names, columns=names)
+    values = values * unit
+    stderr = None if stderr is None else stderr * unit
+    lo = None if lo is None else lo * unit
+    hi = None if hi is None else hi * unit
+    if samples is not None:
+        samples = samples * unit
     params = {}
     for i, rep_par in enumerate(law.reported):
         params[rep_par.name] = ParamEstimate(
@@ -174,11 +226,6 @@ def finish(problem: Problem, sol: Solution, *, ci: str = "auto", bootstrap: int 
             None if hi is None or not np.isfinite(hi[i]) else float(hi[i]),
             rep_par.meaning,
         )
-    cov_df = corr_df = None
-    if cov_rep is not None and np.all(np.isfinite(cov_rep)):
-        cov_df = pd.DataFrame(cov_rep, index=names, columns=names)
-        d = np.sqrt(np.clip(np.diag(cov_rep), 1e-300, None))
-        corr_df = pd.DataFrame(cov_rep / np.outer(d, d), index=names, columns=names)
 
     aic = n * np.log(max(sol.chi2, 1e-250) / n) + 2 * k
     aicc = aic + 2 * k * (k + 1) / (n - k - 1) if n - k - 1 > 0 else None
@@ -187,22 +234,25 @@ def finish(problem: Problem, sol: Solution, *, ci: str = "auto", bootstrap: int 
     if problem.loss == "huber":
         notes.append("AIC of a Huber fit is computed from its squared residuals (a rough guide)")
 
+    ys = original.y_scale  # the table is in the user's units of y
     data = {name: problem.X[name] for name in law.inputs}
-    data["y"] = problem.y
+    data["y"] = problem.y * ys
     if problem.sigma is not None:
-        data["sigma"] = problem.sigma
+        data["sigma"] = problem.sigma * ys
     data.update(data_extra or {})
-    data["fitted"] = law.model(sol.theta, problem.U)
-    data["residual"] = problem.residuals(sol.theta)
+    data["fitted"] = law.model(sol.theta, problem.U) * ys
+    data["residual"] = problem.residuals(sol.theta) * (ys if problem.sigma is None and not problem.log else 1.0)
+    if ys != 1.0:
+        notes.append(f"losses were fitted as y / {ys:.3g} (their scale); chi2 and AIC are in those units")
     return FitResult(
         law=law.name, formula=law.formula, params=params, aic=float(aic),
         aicc=None if aicc is None else float(aicc), chi2=sol.chi2, n_points=n, n_params=k,
         errorbars=errorbars, ci_method=method_text if ci != "none" else "none", ci_level=ci_level,
-        loss=problem.loss, log=problem.log, x_ref={i: float(np.exp(v)) for i, v in problem.ln_ref.items()},
+        loss=problem.loss, log=problem.log, x_ref={i: float(np.exp(v)) for i, v in problem.ln_ref.items() if i != Y_KEY},
         data=pd.DataFrame(data), covariance=cov_df, correlations=corr_df, samples=samples,
         errorbars_note=None if errorbars else errorbars_note, warnings=warnings, notes=notes,
         n_starts=sol.n_starts, n_agree=sol.n_agree, lmfit_result=sol.result,
-        _problem=problem, _theta=sol.theta, _cov=sol.cov, _theta_samples=theta_samples,
+        _problem=original, _theta=sol.theta, _cov=sol.cov, _theta_samples=theta_samples,
     )
 
 
@@ -242,7 +292,7 @@ def fit_law(x, y, law: str = "power", sigma=None, *, loss: str = "lsq", log: boo
     problem = make_problem(lw, X, y, sigma, log=log, loss=loss, huber_delta=huber_delta,
                            absolute_sigma=absolute_sigma)
     if replicates:
-        draw = boot.draw_replicates(problem, groups)
+        draw = boot.draw_replicates(problem, [g / problem.y_scale for g in groups])
     start_theta = None
     if start is not None:
         missing = set(lw.names) - set(start)

@@ -1,12 +1,14 @@
 """`python -m matscale fit CSV ...`: fit a scaling law to any CSV of (size, loss) results.
 
-Examples:
-    python -m matscale fit results.csv --x params --y val_loss --law power_floor
-    python -m matscale fit results.csv --x n_train --y val_loss --replicates --law broken --json
-    python -m matscale fit results.csv --x n_train --y val_loss --replicates --compare
+Examples (results.csv from `python -m matscale runs export --study default -o results.csv`:
+N parameters, D training structures, C FLOPs, loss = best validation loss):
+    python -m matscale fit results.csv --x N --y loss --where arch=schnet --where frac=0.08 --law power_floor
+    python -m matscale fit results.csv --x D --y loss --where arch=schnet --where size=xs --replicates --json
+    python -m matscale fit results.csv --x n_train --y loss --where arch=schnet --where size=xs --replicates \
+        --group frac --compare
     python -m matscale fit chinchilla.csv --n "Model Size" --c "Training FLOP" --y loss \\
         --law joint --loss huber --log --drop-highest 5 --bootstrap 200
-    python -m matscale fit curves.csv --x flops --y val_loss --run run_id --law frontier
+    python -m matscale fit curves.csv --x C --y loss --run run_id --law frontier   # runs export --curves
 
 Intervals: profile likelihood for least squares, bootstrap percentiles with --bootstrap K
 (and always for --loss huber, 200 resamples unless given); the output names the method.
@@ -42,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--sigma", help="column with the standard deviation of each loss (weights 1/sigma)")
     w.add_argument("--replicates", action="store_true",
                    help="rows sharing x are repeated runs (seeds): average them, use their std as sigma")
+    p.add_argument("--group", metavar="COL",
+                   help="with --replicates: rows sharing COL are the replicates (e.g. frac: seeds that select "
+                        "306 and 307 structures at one fraction); their x is replaced by the group's mean")
     p.add_argument("--n", help="parameter-count column (joint law)")
     p.add_argument("--d", help="data-size column (joint law)")
     p.add_argument("--c", help="training-compute column: D = C / (6 N) when --d is not given (joint law)")
@@ -122,9 +127,19 @@ def _json_clean(obj):
     return obj
 
 
+def _group(df: pd.DataFrame, args) -> pd.DataFrame:
+    """--group COL: replicates share COL; each group's x becomes its mean."""
+    if not args.group:
+        return df
+    if not args.replicates:
+        raise FitError("--group COL names the replicates of --replicates; add --replicates")
+    col, x = _column(df, args.group, "--group").name, _column(df, args.x, "--x").name
+    return df.assign(**{x: df.groupby(col, dropna=False)[x].transform("mean")})
+
+
 def run(args) -> tuple[dict, str]:
     """Do the fit(s) the arguments ask for; return (JSON object, readable text)."""
-    df = _filter(_read(args.csv), args)
+    df = _group(_filter(_read(args.csv), args), args)
     y = _column(df, args.y, "--y")
     common = dict(loss=args.loss, log=args.log, huber_delta=args.huber_delta, n_starts=args.n_starts,
                   seed=args.seed)

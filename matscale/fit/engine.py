@@ -35,7 +35,7 @@ class Problem:
     law: Law
     X: dict[str, np.ndarray]  # the inputs as given (x, or N and D)
     U: dict[str, np.ndarray]  # u = ln(x / x_ref) per input
-    ln_ref: dict[str, float]  # ln x_ref per input
+    ln_ref: dict[str, float]  # ln x_ref per input (and "y": ln y_ref when y was rescaled)
     y: np.ndarray
     sigma: np.ndarray | None  # per-point sigma of y (same units as y), or None
     log: bool = False  # residuals of ln y instead of y
@@ -52,6 +52,11 @@ class Problem:
             self.w = (self.y / self.sigma) if self.log else 1.0 / self.sigma
         if not self.bounds:
             self.bounds = self.law.bounds(self.U)
+
+    @property
+    def y_scale(self) -> float:
+        """y_ref: the fitted y (and sigma) are the data divided by this."""
+        return float(np.exp(self.ln_ref.get("y", 0.0)))
 
     @property
     def n(self) -> int:
@@ -85,13 +90,14 @@ class Problem:
 
     def objective(self, r: np.ndarray) -> np.ndarray:
         """Sum over points of r^2 (lsq) or 2*huber(r) (so both equal r^2 for small r)."""
-        if self.loss == "huber":
-            d = self.huber_delta
-            a = np.abs(r)
-            rho = np.where(a <= d, r * r, 2 * d * a - d * d)
-        else:
-            rho = r * r
-        return rho.sum(axis=-1)
+        with np.errstate(over="ignore"):  # _BIG residuals of far-off trial points square to inf: fine
+            if self.loss == "huber":
+                d = self.huber_delta
+                a = np.abs(r)
+                rho = np.where(a <= d, r * r, 2 * d * a - d * d)
+            else:
+                rho = r * r
+            return rho.sum(axis=-1)
 
 
 @dataclass
@@ -212,7 +218,7 @@ def fast_fit(problem: Problem, theta0, pin: tuple[int, np.ndarray, float] | None
     """Refit from theta0 with scipy directly; (theta, objective) or None if it fails.
 
     `pin` = (pivot index p, row m, target t) holds m @ theta = t by solving for theta_p
-    (m[p] = 1), which is how a reported parameter is fixed for a profile.
+    (m[p] != 0), which is how a reported parameter is fixed for a profile.
     """
     k = problem.k
     free = np.ones(k, bool)
@@ -228,7 +234,7 @@ def fast_fit(problem: Problem, theta0, pin: tuple[int, np.ndarray, float] | None
         th = theta.copy()
         th[free] = phi_values
         if pin is not None:
-            th[p] = target - (m @ th - m[p] * th[p])
+            th[p] = (target - (m @ th - m[p] * th[p])) / m[p]
         return th
 
     try:

@@ -59,6 +59,10 @@ def fit_frontier(curves: pd.DataFrame, flops_col: str = "flops", loss_col: str =
     problem = make_problem(law, {"x": x}, y, log=log, loss=loss, huber_delta=huber_delta)
     sol = solve(problem, n_starts=n_starts)
     runs = curves[run_col].unique()
+    if (bootstrap > 0 or ci == "bootstrap") and len(runs) < 2:
+        raise FitError(f"the frontier bootstrap resamples whole runs, but the table holds {len(runs)} run "
+                       f"(column {run_col!r}): every resample would be the same front; add runs or drop "
+                       "--bootstrap (profile intervals are then used)")
     by_run = {r: g for r, g in curves.groupby(run_col, sort=False)}
 
     def draw(rng):

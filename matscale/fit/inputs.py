@@ -63,8 +63,10 @@ def aggregate_replicates(df: pd.DataFrame, x: str | list[str], y: str, ddof: int
     lonely = out[out["n"] < 2]
     if len(lonely):
         raise FitError(
-            f"{len(lonely)} sizes have a single run (e.g. {keys[0]}={lonely[keys[0]].iloc[0]!r}); "
-            "replicates need >= 2 runs per size — drop replicates (--replicates) or give sigma (--sigma)"
+            f"{len(lonely)} sizes have a single run (e.g. {keys[0]}={lonely[keys[0]].iloc[0]}); "
+            "replicates need >= 2 runs per size — drop replicates (--replicates) or give sigma (--sigma); "
+            "seeds of one data fraction select slightly different counts: group them (--group frac) "
+            "or use the nominal size D of `python -m matscale runs export`"
         )
     flat = out[~(out["std"] > 0)]
     if len(flat):

@@ -25,6 +25,9 @@ import numpy as np
 from matscale.errors import FitError
 
 LN10 = float(np.log(10.0))
+Y_KEY = "y"  # ln_ref entry holding ln y_ref when the losses were rescaled (see api.y_reference)
+FLOORS = ("E", "L_inf")  # internal parameters in units of y
+AMPLITUDES = ("lnA", "lnB", "lnF")  # internal parameters that are ln of an amplitude in units of y
 
 
 def _softplus(t):
@@ -83,13 +86,21 @@ class Law:
         idx = {n: i for i, n in enumerate(self.internal)}
         M = np.zeros((k, k))
         b = np.zeros(k)
+        ln_y = float(ln_ref.get(Y_KEY, 0.0))  # y was fitted as y / y_ref: floors scale, ln amplitudes shift
         for r, rep in enumerate(self.reported):
-            M[r, idx[rep.pivot]] = 1.0
+            M[r, idx[rep.pivot]] = np.exp(ln_y) if rep.pivot in FLOORS else 1.0
             for name, inp in rep.scaled.items():
                 M[r, idx[name]] = ln_ref[inp]
             if rep.offset is not None:
                 b[r] = ln_ref[rep.offset]
+            if rep.pivot in AMPLITUDES:
+                b[r] += ln_y
         return M, b
+
+    @property
+    def scales_with_y(self) -> bool:
+        """True when every term carries an amplitude or floor, so y may be rescaled before fitting."""
+        return any(r.pivot in AMPLITUDES for r in self.reported)
 
     def log_mask(self) -> np.ndarray:
         return np.array([rep.log for rep in self.reported])

@@ -61,7 +61,8 @@ def profile_interval(problem: Problem, sol: Solution, name: str, level: float,
     # the pivot's bounds bound z when the pivot is the only internal parameter involved
     only_pivot = np.count_nonzero(M[r]) == 1
     lo_b, hi_b = problem.bounds.get(rep.pivot, (-np.inf, np.inf)) if only_pivot else (-np.inf, np.inf)
-    z_lo, z_hi = lo_b + b[r], hi_b + b[r]
+    p_coef = M[r, law.internal.index(rep.pivot)]  # 1, or y_ref for a floor of rescaled losses
+    z_lo, z_hi = p_coef * lo_b + b[r], p_coef * hi_b + b[r]
 
     # signed root: sqrt(chi2 rise) is nearly linear in z, so brentq needs few refits
     root_delta = float(np.sqrt(delta))

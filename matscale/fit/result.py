@@ -124,7 +124,7 @@ class FitResult:
 
     def predict(self, *inputs) -> np.ndarray:
         """The fitted law at `x` (or at `N, D` for the joint law; scalars broadcast)."""
-        return self._problem.law.model(self._theta, self._U(inputs))
+        return self._problem.law.model(self._theta, self._U(inputs)) * self._problem.y_scale
 
     def band(self, *inputs, level: float | None = None, kind: str = "confidence",
              noise_sigma=None) -> tuple[np.ndarray, np.ndarray]:
@@ -139,21 +139,24 @@ class FitResult:
             raise FitError(f"kind must be 'confidence' or 'prediction', not {kind!r}")
         level = self.ci_level if level is None else level
         U = self._U(inputs)
+        ys = self._problem.y_scale  # the law is fitted to y / y_ref (see api.y_reference)
         noise = None
         if kind == "prediction":
-            f = self._problem.law.model(self._theta, U)
+            f = self._problem.law.model(self._theta, U) * ys
             if noise_sigma is not None:
                 noise = (np.asarray(noise_sigma, dtype=float) / f) ** 2
             elif self._problem.sigma is None:
-                s2 = self.chi2 / max(self.dof, 1)
+                s2 = self.chi2 / max(self.dof, 1) * ys**2
                 noise = np.full_like(f, s2) if self.log else s2 / f**2
             else:
                 raise FitError("a prediction band of a weighted fit needs noise_sigma (the spread of a new point)")
         if self._theta_samples is not None and len(self._theta_samples) >= 10:
-            return uncertainty.bootstrap_band(self._problem, self._theta_samples, U, level, noise)
+            lo, hi = uncertainty.bootstrap_band(self._problem, self._theta_samples, U, level, noise)
+            return lo * ys, hi * ys
         if self._cov is None:
             raise FitError(f"no band: this fit has no error bars ({self.errorbars_note or 'no covariance'})")
-        return uncertainty.covariance_band(self._problem, self._theta, self._cov, U, level, noise)
+        lo, hi = uncertainty.covariance_band(self._problem, self._theta, self._cov, U, level, noise)
+        return lo * ys, hi * ys
 
     # --- output -------------------------------------------------------------------------
     def to_dict(self) -> dict:

@@ -4,6 +4,11 @@ parameter counts, total and non-embedding (the scaling-law N).
 Models are built on the `meta` device, so counting even the largest sizes allocates nothing
 and takes milliseconds. An architecture whose module cannot be imported (or a size that
 cannot be built) is reported on stderr with the reason and skipped; the listing goes on.
+
+Most of the time goes into importing fairchem (eSEN, EScAIP: ~5-10 s), so counts are cached in
+`<cache>/model-params.json` (see `matscale.book.assets.cache_dir`), keyed by the architecture
+module's source, the size's hyperparameters and the torch / fairchem versions: later calls
+import nothing they do not need.
 """
 from __future__ import annotations
 
@@ -17,6 +22,47 @@ from matscale.errors import ConfigError
 from matscale.models import ARCH_MODULES, build, count_parameters, spec
 
 
+def _cache_key(arch: str, size: str, kwargs: dict) -> str:
+    import hashlib
+    import importlib.metadata as md
+    import importlib.util
+
+    from matscale.models import ARCH_MODULES
+
+    found = importlib.util.find_spec(ARCH_MODULES[arch])
+    source = open(found.origin, "rb").read() if found and found.origin else b""
+    versions = []
+    for pkg in ("torch", "fairchem-core", "e3nn"):
+        try:
+            versions.append(md.version(pkg))
+        except md.PackageNotFoundError:
+            versions.append("")
+    blob = json.dumps([arch, size, kwargs, versions], sort_keys=True, default=str).encode() + source
+    return f"{arch}/{size}/" + hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _cache_path():
+    from matscale.book.assets import cache_dir
+
+    return cache_dir() / "model-params.json"
+
+
+def _load_cache() -> dict:
+    try:
+        return json.loads(_cache_path().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _save_cache(cache: dict) -> None:
+    from matscale.runs import atomic_write_json
+
+    try:
+        atomic_write_json(_cache_path(), cache)
+    except OSError:  # an unwritable cache is skipped
+        pass
+
+
 def _count(arch: str, size: str) -> tuple[int, int]:
     try:
         with torch.device("meta"):
@@ -28,6 +74,8 @@ def _count(arch: str, size: str) -> tuple[int, int]:
 def rows(archs: list[str], errors: list[str]) -> list[dict]:
     """One dict per (arch, size); problems are appended to `errors` as messages."""
     out = []
+    cache = _load_cache()
+    before = dict(cache)
     for arch in archs:
         try:
             s = spec(arch)
@@ -36,7 +84,10 @@ def rows(archs: list[str], errors: list[str]) -> list[dict]:
             continue
         for size, kwargs in s.sizes.items():
             try:
-                total, non_embedding = _count(arch, size)
+                key = _cache_key(arch, size, kwargs)
+                if key not in cache:
+                    cache[key] = list(_count(arch, size))
+                total, non_embedding = cache[key]
             except Exception as exc:
                 errors.append(f"{arch}/{size}: cannot be built ({type(exc).__name__}: {exc})")
                 continue
@@ -45,6 +96,8 @@ def rows(archs: list[str], errors: list[str]) -> list[dict]:
                 "trainable": s.trainable, "default": size == s.default_size,
                 "hyperparameters": kwargs, "description": s.description,
             })
+    if cache != before:
+        _save_cache(cache)
     return out
 
 

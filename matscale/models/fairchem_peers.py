@@ -33,10 +33,12 @@ from matscale.errors import ConfigError
 from matscale.models import register
 from matscale.models.base import MAX_Z, MaterialModel
 from matscale.models.graph import Graph, edge_vectors, radius_graph
+from matscale.models.quiet_import import import_fairchem
 
 
 def _atomic_data(batch: Batch, graph: Graph):
     """A batched fairchem `AtomicData` with our graph, sharing our tensors so gradients flow."""
+    import_fairchem()
     from fairchem.core.datasets.atomic_data import AtomicData
 
     B, n, device = batch.num_structures, batch.num_atoms, batch.positions.device
@@ -61,6 +63,7 @@ class ESEN(MaterialModel):
                  num_distance_basis: int = 32, cutoff: float = 5.0, max_neighbors: int | None = None,
                  direct: bool = False) -> None:
         super().__init__()
+        import_fairchem()
         from fairchem.core.models.uma.escn_md import (
             Linear_Force_Head, MLP_EFS_Head, MLP_Stress_Head, eSCNMDBackbone)
 
@@ -117,6 +120,7 @@ class EScAIP(MaterialModel):
                  node_direction_embedding_size: int = 16, node_direction_expansion_size: int = 10,
                  cutoff: float = 5.0, activation: str = "gelu") -> None:
         super().__init__()
+        import_fairchem()
         from fairchem.core.models.escaip.EScAIP import EScAIPBackbone, EScAIPEnergyHead
         from fairchem.core.models.escaip.utils.smearing import GaussianSmearing
 

@@ -4,19 +4,31 @@ The transformer keeps all tokens of a batch in one (T, d) tensor (no padding), s
 linear layer costs exactly ΣT rows. Only attention needs sequences; `Packing` says which
 tokens form each sequence and how to run attention without mixing sequences:
 
-- "bucket" (default): sequences are sorted by length and cut into groups whose lengths
-  differ by at most `bucket_ratio`; each group is padded to its own maximum (gathered from
-  the packed tensor), runs one `scaled_dot_product_attention` with a key-padding mask, and
-  the valid rows are scattered back. Attention work is ≈ Σ len² instead of B · max_len².
+- "exact" (default): tokens are put once per forward into a layout sorted by sequence length
+  (`Packing.enter`, undone by `Packing.leave` after the last layer); sequences of equal
+  length are then adjacent, so each run of equal lengths is a contiguous (G·L) slice viewed
+  as (G, L) — one unmasked `scaled_dot_product_attention` per distinct length, with no
+  padding, no mask and no gather/scatter inside the layers (outputs are concatenated in
+  layout order). Attention work is exactly Σ len².
+- "bucket": sequences are sorted by length and cut into groups whose lengths differ by at
+  most `bucket_ratio`; each group is padded to its own maximum (gathered from the packed
+  tensor), runs one `scaled_dot_product_attention` with a key-padding mask, and the valid
+  rows are scattered back. Attention work is ≈ Σ len² instead of B · max_len².
 - "block": one sequence of all T tokens with a block-diagonal boolean mask. Simple and
   exact but costs T² — slower as soon as a batch holds more than a few structures.
 - "loop": one unmasked attention call per sequence (no padding, no mask, B calls).
 
-`bench/bench_models.py` measures all three against `nn.TransformerEncoder` padding every
-structure to the batch maximum (same parameters). On the embedded set's sizes (1–60 atoms,
-median 15; batches of 32) on CPU, forward+backward throughput over padded was: bucket
-2.2–2.6×, loop 1.3–2.2×, block 0.8–1.3× (d_model 32–128), so "bucket" is the default.
+`bench/bench_models.py` measures all of them against `nn.TransformerEncoder` padding every
+structure to the batch maximum (same parameters), forward+backward, batches of 32 default-set
+structures, CPU seconds (2026-12-02): exact/padded 2.42x (s), 2.13x (m), 2.06x (l); bucket
+2.37x / 2.06x / 2.04x; loop and block slower. Padding wastes 62% of token rows there, so the
+padded encoder's linear layers do 2.6x the packed work: at d_model 128 (l), where the linear
+layers are ~80% of the packed step, no packing can gain more than ~2.6x on these batches
+(3x is out of reach without changing what the batches hold); "exact" removes the gathers and
+masks, i.e. most of the rest. (Earlier wall-clock figures, 1.4x-2.9x, were inflated by load.)
 All modes give the same result up to float rounding (tested).
+`packed_attention` accepts tokens in their original order (it enters/leaves the layout
+itself) or, with `in_layout=True`, tokens already in `Packing.enter` order.
 """
 from __future__ import annotations
 
@@ -25,7 +37,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-MODES = ("bucket", "block", "loop")
+MODES = ("exact", "bucket", "block", "loop")
 
 
 @dataclass
@@ -36,6 +48,18 @@ class Packing:
     groups: list[tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]]
     inverse: torch.Tensor | None  # token t's row in the concatenation of all groups' valid rows
     block_mask: torch.Tensor | None = None  # "block": (1, 1, T, T) True where attention is allowed
+    # "exact": token t of the layout is original token order[t]; runs (start row, G, L) of equal lengths
+    order: torch.Tensor | None = None
+    order_inverse: torch.Tensor | None = None
+    runs: list[tuple[int, int, int]] | None = None
+
+    def enter(self, x: torch.Tensor) -> torch.Tensor:
+        """Tokens (T, ...) in original order -> this plan's layout (identity except for "exact")."""
+        return x if self.order is None else x[self.order]
+
+    def leave(self, x: torch.Tensor) -> torch.Tensor:
+        """Inverse of `enter`."""
+        return x if self.order is None else x[self.order_inverse]
 
 
 def _group_lengths(lengths: list[int], order: list[int], ratio: float) -> list[list[int]]:
@@ -62,6 +86,8 @@ def plan(sequence: torch.Tensor, num_sequences: int, mode: str = "bucket", bucke
     if mode == "block":
         mask = (sequence.unsqueeze(0) == sequence.unsqueeze(1)).view(1, 1, T, T)
         return Packing(mode, T, [], None, mask)
+    if mode == "exact":
+        return _plan_exact(sequence, num_sequences)
     order = torch.argsort(sequence, stable=True)  # tokens grouped by sequence
     lengths_t = torch.bincount(sequence, minlength=num_sequences)
     starts_t = torch.cumsum(lengths_t, 0) - lengths_t
@@ -94,8 +120,49 @@ def plan(sequence: torch.Tensor, num_sequences: int, mode: str = "bucket", bucke
     return Packing(mode, T, groups, inverse)
 
 
-def packed_attention(qkv: torch.Tensor, packing: Packing) -> torch.Tensor:
-    """Multi-head attention within sequences: qkv (T, 3, H, Dh) → (T, H, Dh)."""
+def _plan_exact(sequence: torch.Tensor, num_sequences: int) -> Packing:
+    T = int(sequence.shape[0])
+    lengths_t = torch.bincount(sequence, minlength=num_sequences)
+    if num_sequences and int(lengths_t.min()) < 1:
+        raise ValueError("every sequence needs at least one token")
+    # sort tokens by (length of their sequence, sequence id, original position): stable sorts, last key first
+    by_seq = torch.argsort(sequence, stable=True)
+    key = lengths_t[sequence[by_seq]]
+    order = by_seq[torch.argsort(key, stable=True)]
+    inverse = torch.empty_like(order)
+    inverse[order] = torch.arange(T, device=sequence.device)
+    lengths = sorted(lengths_t.tolist())
+    runs, start, k = [], 0, 0
+    while k < len(lengths):
+        L, G = lengths[k], 1
+        while k + G < len(lengths) and lengths[k + G] == L:
+            G += 1
+        runs.append((start, G, L))
+        start, k = start + G * L, k + G
+    return Packing("exact", T, [], None, order=order, order_inverse=inverse, runs=runs)
+
+
+def _exact_attention(qkv: torch.Tensor, runs: list[tuple[int, int, int]]) -> torch.Tensor:
+    H, Dh = qkv.shape[2:]
+    rows = []
+    # split (not slicing): its backward is one concatenation, not a zero-filled (T, ...) buffer per run
+    for chunk, (_, G, L) in zip(qkv.split([G * L for _, G, L in runs]), runs):
+        q, k, v = chunk.view(G, L, 3, H, Dh).permute(2, 0, 3, 1, 4)  # 3 × (G, H, L, Dh)
+        out = F.scaled_dot_product_attention(q, k, v)
+        rows.append(out.transpose(1, 2).reshape(G * L, H, Dh))
+    return rows[0] if len(rows) == 1 else torch.cat(rows)
+
+
+def packed_attention(qkv: torch.Tensor, packing: Packing, in_layout: bool = False) -> torch.Tensor:
+    """Multi-head attention within sequences: qkv (T, 3, H, Dh) → (T, H, Dh).
+
+    in_layout: qkv (and the result) are in `packing.enter` order (the transformer keeps its
+    tokens so between layers); otherwise in the original token order.
+    """
+    if packing.mode == "exact":
+        if in_layout:
+            return _exact_attention(qkv, packing.runs)
+        return packing.leave(_exact_attention(packing.enter(qkv), packing.runs))
     if packing.mode == "block":
         q, k, v = qkv.permute(1, 2, 0, 3).unsqueeze(1)  # 3 × (1, H, T, Dh)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=packing.block_mask)

@@ -11,7 +11,7 @@ The lattice tokens make the cell visible (the paper's code omits it, so stress w
 unlearnable). No symmetry is built in. Outputs are normalised (see `MaterialModel`).
 
 Batches are packed: all tokens live in one (T, d) tensor and attention runs per structure
-through `matscale.models.packing` (size-bucketed padded groups by default), never padding
+through `matscale.models.packing` (runs of equal-length structures, no padding, by default), never padding
 every structure to the largest in the batch.
 
 Parameter counts: the element embedding is the only table excluded from the non-embedding
@@ -49,16 +49,17 @@ class EncoderLayer(nn.Module):
         self.norm2 = nn.LayerNorm(d_model)
         self.ff = nn.Sequential(nn.Linear(d_model, ff_mult * d_model), nn.GELU(), nn.Linear(ff_mult * d_model, d_model))
 
-    def forward(self, x: torch.Tensor, packing) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, packing, in_layout: bool = False) -> torch.Tensor:
+        """x (T, d) in original token order, or in `packing.enter` order when `in_layout`."""
         T, d = x.shape
         qkv = self.qkv(self.norm1(x)).view(T, 3, self.num_heads, d // self.num_heads)
-        x = x + self.out(packed_attention(qkv, packing).reshape(T, d))
+        x = x + self.out(packed_attention(qkv, packing, in_layout).reshape(T, d))
         return x + self.ff(self.norm2(x))
 
 
 class Transformer(MaterialModel):
     def __init__(self, d_model: int = 64, num_layers: int = 2, num_heads: int = 4, ff_mult: int = 4,
-                 packing: str = "bucket", bucket_ratio: float = 1.5) -> None:
+                 packing: str = "exact", bucket_ratio: float = 1.5) -> None:
         super().__init__()
         d = d_model
         self.d_model, self.packing, self.bucket_ratio = d, packing, bucket_ratio
@@ -88,9 +89,10 @@ class Transformer(MaterialModel):
         B, N = batch.num_structures, batch.num_atoms
         x, sequence = self.tokens(batch)
         packing = plan(sequence, B, self.packing, self.bucket_ratio)
+        x = packing.enter(x)  # one permutation for all layers ("exact" mode; identity otherwise)
         for layer in self.layers:
-            x = layer(x, packing)
-        x = self.norm(x)
+            x = layer(x, packing, in_layout=True)
+        x = packing.leave(self.norm(x))
         atoms, lattice = x[:N], x[N:].reshape(B, NUM_LATTICE_TOKENS * self.d_model)
         # heads may run in bf16 under autocast; sum and return in the batch's precision (the
         # base adds reference energies of hundreds of eV, which bf16 cannot resolve)

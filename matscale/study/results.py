@@ -99,7 +99,7 @@ def results(study: str | Path = "default", runs_root: str | Path = "runs",
     `runs_root` is resolved like everywhere in matscale: relative to the repository root.
     """
     from matscale.run_summary import RunSummary
-    from matscale.runs import FINISHED, RunDir, resolve_root
+    from matscale.runs import FINISHED, RunDir, live_status, resolve_root
 
     table = plan(study)
     if archs is not None:
@@ -125,6 +125,7 @@ def results(study: str | Path = "default", runs_root: str | Path = "runs",
                 row[name] = summary.get(key)
         if not point["valid"]:
             row.update(status="failed", error="invalid settings (see python -m matscale sweep)")
+        row["status"] = live_status(root / point["run_id"], row["status"])  # a dead "running" run: interrupted
         rows.append(row)
     out = pd.DataFrame(rows)
     out["finished"] = out["status"].isin(FINISHED)

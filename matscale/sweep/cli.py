@@ -19,6 +19,11 @@ from matscale.sweep.progress import summary_table
 from matscale.sweep.runner import make_executor, plan, run_sweep
 
 
+
+def _threads(value: str):
+    """--threads-per-run: a whole number or auto."""
+    return value if value == "auto" else int(value)
+
 def _key_value(text: str) -> tuple[str, object]:
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
@@ -37,9 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-parallel", type=int, default=None, metavar="K",
                    help="runs at a time (local: default cores // threads-per-run, or one per GPU; "
                         "slurm: the array's parallelism)")
-    p.add_argument("--threads-per-run", type=int, default=None, metavar="T",
-                   help="OMP/MKL threads of each run (local default: cores // max-parallel; "
-                        "slurm default: cpus-per-task)")
+    p.add_argument("--threads-per-run", type=_threads, default=None, metavar="T",
+                   help="OMP/MKL threads of each run, or auto (local: one per run, cores shared when fewer "
+                        "points remain; default: cores // max-parallel; slurm default: cpus-per-task)")
     p.add_argument("--runner", choices=specmod.RUNNERS, default=None,
                    help="cli: `python -m matscale train` (default); papermill: execute book/train.ipynb")
     p.add_argument("--notebook", default=None,
@@ -77,8 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         max_parallel = args.max_parallel  # the file's local: section does not apply to SLURM
         threads = args.threads_per_run
     for label, value in (("--max-parallel", max_parallel), ("--threads-per-run", threads)):
-        if value is not None and value < 1:
-            raise ConfigError(f"{label} must be >= 1, got {value}")
+        if value is not None and value != "auto" and (not isinstance(value, int) or value < 1):
+            raise ConfigError(f"{label} must be >= 1{' or auto' if 'threads' in label else ''}, got {value}")
     slurm = dict(sweep.slurm)
     cli_slurm = {"cluster": args.slurm_cluster, "partition": args.partition, "time": args.time,
                  "gpus_per_node": args.gpus_per_node, "cpus_per_task": args.cpus_per_task,
@@ -86,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     slurm.update({k: v for k, v in cli_slurm.items() if v is not None})
 
     if args.dry_run:
-        points, rows = plan(sweep.configs, args.root, runner, args.restart_failed, notebook)
+        points, rows = plan(sweep.configs, args.root, runner, args.restart_failed, notebook, invalid=sweep.invalid)
         ex = make_executor(executor, max_parallel=max_parallel, threads_per_run=threads, slurm=slurm)
         print(f"{sweep.name}: {len(points) + len(rows)} point(s); {ex.describe()}")
         for r in rows:
@@ -98,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
 
     frame = run_sweep(sweep.configs, executor, max_parallel=max_parallel, threads_per_run=threads, root=args.root,
                       runner=runner, notebook=notebook, slurm=slurm, restart_failed=args.restart_failed,
-                      progress=not args.no_progress, name=sweep.name)
+                      progress=not args.no_progress, name=sweep.name, invalid=sweep.invalid)
     print(summary_table(frame))
     return 1 if (frame["status"] == "failed").any() else 0
 

@@ -52,23 +52,45 @@ def _failure(point: Point, error: str, wall_s: float = 0.0) -> dict[str, Any]:
 
 
 # -- local ----------------------------------------------------------------------------------------
+AUTO = "auto"
+
+
+def auto_layout(cpus: int, points: int, max_parallel: int | None = None) -> tuple[int, int]:
+    """(runs at a time, threads per run) for `threads_per_run: auto` on a CPU machine.
+
+    The rule comes from bench/bench_parallel.py (2 cores, every architecture): C concurrent
+    single-threaded runs train more per second than one run with C threads, so use one thread
+    per run while there are at least as many points as cores, and share the cores among the
+    points when fewer remain (a lone point gets them all).
+    """
+    parallel = max(1, min(max_parallel or cpus, cpus, max(points, 1)))
+    return parallel, max(1, cpus // parallel)
+
+
 class LocalExecutor:
     """A pool of `parallel` concurrent child runs on this machine.
 
     Defaults size the pool to the machine: one run per visible GPU when the points use a GPU,
     else cores // threads_per_run runs of `threads_per_run` OMP/MKL threads each (so parallel
     runs never oversubscribe the cores). With GPUs each slot gets its own CUDA_VISIBLE_DEVICES.
+    threads_per_run "auto": `auto_layout` picks runs and threads from the cores and the number
+    of points when the sweep starts.
     """
 
     name = "local"
 
-    def __init__(self, max_parallel: int | None = None, threads_per_run: int | None = None,
+    def __init__(self, max_parallel: int | None = None, threads_per_run: int | str | None = None,
                  gpus: Sequence[str] | None = None) -> None:
+        self.auto = threads_per_run == AUTO
+        if self.auto:
+            threads_per_run = None
         for label, value in (("max_parallel", max_parallel), ("threads_per_run", threads_per_run)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ConfigError(f"{label} must be a whole number >= 1, got {value!r}")
+                raise ConfigError(f"{label} must be a whole number >= 1{' or auto' if label != 'max_parallel' else ''}, "
+                                  f"got {value!r}")
         cpus = available_cpus()
         self.gpus = list(gpus or [])
+        self.max_parallel = max_parallel
         if max_parallel is None:
             max_parallel = len(self.gpus) if self.gpus else max(1, cpus // (threads_per_run or 1))
         self.parallel = max_parallel
@@ -76,9 +98,13 @@ class LocalExecutor:
 
     def describe(self) -> str:
         gpus = f", GPUs {','.join(self.gpus)}" if self.gpus else ""
-        return f"local: {self.parallel} run(s) at a time, {self.threads} thread(s) each{gpus}"
+        auto = " (threads_per_run auto: one thread per run, cores shared when fewer points remain)" \
+            if self.auto and not self.gpus else ""
+        return f"local: {self.parallel} run(s) at a time, {self.threads} thread(s) each{gpus}{auto}"
 
     def run(self, points: Sequence[Point], on_result: OnResult, run_fn: RunFn = run_point) -> None:
+        if self.auto and not self.gpus:
+            self.parallel, self.threads = auto_layout(available_cpus(), len(points), self.max_parallel)
         slots: queue.Queue[int] = queue.Queue()
         for slot in range(self.parallel):
             slots.put(slot)

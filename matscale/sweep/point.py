@@ -6,14 +6,15 @@ runs `python -m matscale train --config <run_root>/_sweeps/points/<run_id>.json`
 on `book/train.ipynb`) with its output
 appended to `<run_root>/_sweeps/logs/<run_id>.log`, and returns a plain dict {run_id, status,
 error, wall_s, action, log}. It never raises for a failing run: the failure is the result.
-A per-point file lock (`_sweeps/locks/`, inherited by the child) keeps two sweeps from
-training the same run at once; the OS drops it when the processes holding it die.
+The run's lock (`matscale.locks`, `<run_root>/_locks/<run_id>.lock`, the one `matscale train`
+takes) is taken here and handed to the child, so two sweeps (or a sweep and a manual
+`train`) never train one run at once; a point whose run is locked elsewhere waits for it.
+The child runs in its own process group and dies with the sweep (`matscale.lifeline`).
 Logs (and executed notebooks) live outside the run folder because the training loop owns
 that folder (it clears it when a run starts over).
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shlex
@@ -22,14 +23,15 @@ import subprocess
 import sys
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
+from matscale import lifeline, locks
 from matscale.errors import ConfigError, MatscaleError
 from matscale.runs import FINISHED, RunDir, atomic_write_json, repo_root
 
+BUSY_POLL_S = 1.0  # how often a point whose run is locked elsewhere checks again (s)
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 SWEEP_DIR = "_sweeps"  # under the runs root: sweep records, logs, executed notebooks, job files
 
@@ -158,35 +160,34 @@ def child_env(point: Point) -> dict[str, str]:
 def run_point(point: Point, stop: threading.Event | None = None) -> dict[str, Any]:
     """Run one point to the end; returns {run_id, status, error, wall_s, action, log}.
 
-    stop: once set (by `stop_children`), the point is no longer started."""
-    with _point_lock(point) as lock:
-        if lock is False:
-            return {"run_id": point.run_id, "status": "failed", "action": "busy", "wall_s": 0.0, "log": None,
-                    "error": "another sweep is running this point right now; run this sweep again when it is done"}
-        return _run_locked(point, lock, stop)
-
-
-@contextmanager
-def _point_lock(point: Point) -> Iterator[int | bool | None]:
-    """An exclusive flock on `<run_root>/_sweeps/locks/<run_id>.lock`: the fd, False when another
-    process holds it, None where the file system cannot lock (then we run unguarded)."""
-    path = Path(point.config["run_root"]) / SWEEP_DIR / "locks" / f"{point.run_id}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
-    try:
+    stop: once set (by `stop_children`), the point is no longer started. When another
+    process (a concurrent sweep, a `matscale train`) holds the run's lock, this waits for it
+    and then re-reads the run: usually it finished there and is reported as such."""
+    root = point.config["run_root"]
+    waited = False
+    while True:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-        except OSError:
-            yield None
-        else:
-            yield fd
+            fd, _ = locks.acquire(root, point.run_id)
+            break
+        except locks.RunBusyError:
+            waited = True
+            if stop is None:
+                time.sleep(BUSY_POLL_S)
+            elif stop.wait(BUSY_POLL_S):
+                return {"run_id": point.run_id, "status": "failed", "action": "busy", "wall_s": 0.0, "log": None,
+                        "error": "the sweep was stopped while another process was running this point"}
+    held = {"fd": fd}
+    try:
+        result = _run_locked(point, held, stop)
     finally:
-        os.close(fd)
+        if held["fd"] is not None:
+            locks.release(held["fd"])
+    if waited and result["action"] == "skip":
+        result["action"] = "waited"  # finished by the other process while we waited
+    return result
 
 
-def _run_locked(point: Point, lock_fd: int | None, stop: threading.Event | None) -> dict[str, Any]:
+def _run_locked(point: Point, held: dict, stop: threading.Event | None) -> dict[str, Any]:
     run_dir = point.run_dir
     status, _ = state(run_dir)  # again: it may have finished since the sweep was planned
     action = action_for(status, run_dir.exists(), point.restart_failed)
@@ -209,10 +210,21 @@ def _run_locked(point: Point, lock_fd: int | None, stop: threading.Event | None)
             if stop is not None and stop.is_set():
                 return _result(point, "failed", "the sweep was stopped before this point started", t0, action, log)
             try:
-                # the child inherits the lock, so it stays held even if this process dies first
+                # own process group (stop_children signals the whole tree); the CLI child inherits the
+                # run lock (held even if this process dies first) and dies with this process (lifeline:
+                # PR_SET_PDEATHSIG + a watchdog). A notebook's kernel is a grandchild that cannot inherit
+                # the descriptor: the lock is handed over by releasing it, and the kernel's train() takes it.
+                env = {**child_env(point), lifeline.PARENT_ENV: str(os.getpid())}
+                fds: tuple[int, ...] = ()
+                if point.runner == "papermill":
+                    locks.release(held["fd"])
+                    held["fd"] = None
+                else:
+                    env.update(locks.inherit_env(held["fd"]))
+                    fds = (held["fd"],)
                 proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                        env=child_env(point), cwd=str(repo_root() or Path.cwd()),
-                                        pass_fds=(lock_fd,) if lock_fd else ())
+                                        env=env, cwd=str(repo_root() or Path.cwd()), pass_fds=fds,
+                                        process_group=0)
             except OSError as exc:
                 return _result(point, "failed", f"could not start {cmd[0]}: {exc}", t0, action, log)
             _LIVE.add(proc)
@@ -263,7 +275,10 @@ def stop_children(sig: int = signal.SIGTERM, stop: threading.Event | None = None
         procs = list(_LIVE)
     for proc in procs:
         try:
-            proc.send_signal(sig)
+            os.killpg(proc.pid, sig)  # the child's whole group: DataLoader workers, papermill kernels
         except OSError:
-            pass
+            try:
+                proc.send_signal(sig)
+            except OSError:
+                pass
     return len(procs)

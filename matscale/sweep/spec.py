@@ -45,12 +45,28 @@ EXECUTORS = ("local", "slurm")
 LOCAL_KEYS = ("max_parallel", "threads_per_run")
 
 
+@dataclass(frozen=True)
+class InvalidPoint:
+    """A grid point with a value of the wrong type: recorded as failed with `error`, never run."""
+
+    settings: dict[str, Any]  # the point's settings, bad values as written
+    error: str
+
+
+@dataclass(frozen=True)
+class _Bad:
+    raw: Any
+    error: str
+
+
 @dataclass
 class SweepSpec:
-    """A parsed sweep: its points (unvalidated `TrainConfig`s) and executor settings."""
+    """A parsed sweep: its points (unvalidated `TrainConfig`s), points that could not be read
+    (`invalid`: a bad-typed grid value rejects its own points only) and executor settings."""
 
     name: str
     configs: list[TrainConfig]
+    invalid: list[InvalidPoint] = field(default_factory=list)
     local: dict[str, Any] = field(default_factory=dict)
     slurm: dict[str, Any] = field(default_factory=dict)
     runner: str = "cli"
@@ -100,20 +116,32 @@ def load(source: str | Path | Mapping[str, Any], overrides: Mapping[str, Any] | 
 
     combos = expand_grid(grid, f"{where}: grid") if grid or not points else []
     combos += [{k: coerce(k, v, f"{where}: points[{i}].{k}") for k, v in p.items()} for i, p in enumerate(points)]
-    configs = []
+    configs, invalid = [], []
     for combo in combos:
+        bad = [v.error for v in combo.values() if isinstance(v, _Bad)]
+        if bad:
+            point = InvalidPoint({**base, **{k: v.raw if isinstance(v, _Bad) else v for k, v in combo.items()}},
+                                 "; ".join(bad))
+            if point not in invalid:
+                invalid.append(point)
+            continue
         try:
             configs.append(TrainConfig.from_dict({**base, **combo}))
         except TypeError as exc:  # pragma: no cover - from_dict checks names; kept for safety
             raise ConfigError(f"{where}: {exc}") from exc
+    if invalid and not configs:  # nothing at all can run: a mistake in the file, not in one point
+        raise ConfigError(invalid[0].error)
 
     local = _section(raw, "local", where)
     bad = sorted(set(local) - set(LOCAL_KEYS))
     if bad:
         raise ConfigError(f"{where}: unknown local setting(s) {', '.join(bad)}; allowed: {', '.join(LOCAL_KEYS)}")
     for key, value in local.items():
+        if key == "threads_per_run" and value == "auto":  # LocalExecutor.auto_layout decides
+            continue
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise ConfigError(f"{where}: local.{key} must be a whole number >= 1, got {value!r}")
+            raise ConfigError(f"{where}: local.{key} must be a whole number >= 1"
+                              f"{' or auto' if key == 'threads_per_run' else ''}, got {value!r}")
     runner = raw.get("runner", "cli")
     if runner not in RUNNERS:
         raise ConfigError(f"{where}: runner must be one of {', '.join(RUNNERS)}, got {runner!r}")
@@ -123,7 +151,7 @@ def load(source: str | Path | Mapping[str, Any], overrides: Mapping[str, Any] | 
     name = str(raw.get("name") or "sweep")
     if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise ConfigError(f"{where}: name {name!r} must use letters, digits, '-', '_' or '.' only")
-    return SweepSpec(name=name, configs=dedupe(configs), local=local, slurm=_section(raw, "slurm", where),
+    return SweepSpec(name=name, configs=dedupe(configs), invalid=invalid, local=local, slurm=_section(raw, "slurm", where),
                      runner=runner, executor=executor, notebook=_notebook(raw.get("notebook"), source, where),
                      source=None if isinstance(source, Mapping) else str(source))
 
@@ -170,9 +198,9 @@ def expand_grid(grid: Mapping[str, Any], where: str = "grid") -> list[dict[str, 
                 val = coerce(key, v, here)
                 options += [{key: val, **s} for s in expand_grid(sub or {}, here)]
         elif isinstance(value, list):
-            options = [{key: coerce(key, v, f"{where}.{key}")} for v in value]
+            options = [{key: _coerce_or_bad(key, v, f"{where}.{key}")} for v in value]
         else:
-            options = [{key: coerce(key, value, f"{where}.{key}")}]
+            options = [{key: _coerce_or_bad(key, value, f"{where}.{key}")}]
         if not options:
             raise ConfigError(f"{where}.{key} lists no values; give at least one or remove it")
         new = []
@@ -184,6 +212,15 @@ def expand_grid(grid: Mapping[str, Any], where: str = "grid") -> list[dict[str, 
             new.append({**combo, **option})
         combos = new
     return combos
+
+
+def _coerce_or_bad(name: str, value: Any, where: str) -> Any:
+    """`coerce`, but a value of the wrong type becomes a marker that invalidates only its points."""
+    check_field(name, where)  # an unknown setting name is a mistake in the whole file
+    try:
+        return coerce(name, value, where)
+    except ConfigError as exc:
+        return _Bad(value, str(exc))
 
 
 def dedupe(configs: list[TrainConfig]) -> list[TrainConfig]:

@@ -65,8 +65,7 @@ def load(path: str | Path, run_id: str | None = None, map_location: str | torch.
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, OSError, AttributeError) as exc:
-        raise CheckpointError(f"checkpoint {path} is corrupt or not a matscale checkpoint ({type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0] if str(exc) else ''}); delete it and re-run with --force") from exc
+        raise CheckpointError(f"checkpoint {path} {_why(exc)}; delete it and re-run with --force") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "model" not in ckpt:
         raise CheckpointError(f"checkpoint {path} is not a matscale checkpoint (format {FORMAT}); "
                               "re-run with --force to start over")
@@ -74,6 +73,22 @@ def load(path: str | Path, run_id: str | None = None, map_location: str | torch.
         raise CheckpointError(f"checkpoint {path} belongs to run {ckpt.get('run_id')!r}, not {run_id!r}: "
                               "its settings differ; re-run with --force to start over")
     return ckpt
+
+
+def _why(exc: BaseException) -> str:
+    """Why torch could not load a checkpoint, in our words: torch's own text advises loading with
+    weights_only=False, which would execute whatever the file contains, so it is never passed on."""
+    text = str(exc)
+    if "Unsupported global" in text or "GLOBAL" in text:
+        return ("holds objects other than tensors and plain values (not a matscale checkpoint, possibly "
+                "unsafe); matscale only loads plain checkpoints and will not unpickle it")
+    if isinstance(exc, EOFError) or "unexpected EOF" in text or "failed finding central directory" in text:
+        return "is truncated or corrupt (an interrupted write or copy)"
+    if "weights_only" in text or "Weights only" in text:  # torch's advice is dropped; keep only its finding
+        detail = text.split("WeightsUnpickler error:", 1)[-1].strip().splitlines()
+        return f"is corrupt or not a matscale checkpoint ({detail[0][:120] if detail else 'unreadable'})"
+    first = text.splitlines()[0][:200] if text else ""
+    return f"is corrupt or not a matscale checkpoint ({type(exc).__name__}{': ' + first if first else ''})"
 
 
 def load_model_state(model: torch.nn.Module, state: dict[str, torch.Tensor], path: str | Path = "checkpoint") -> None:
@@ -85,6 +100,20 @@ def load_model_state(model: torch.nn.Module, state: dict[str, torch.Tensor], pat
         raise CheckpointError(f"{path}: weights do not match the model {getattr(model, 'arch', '')}"
                               f"-{getattr(model, 'size', '')} ({first}...); the checkpoint belongs to "
                               "another architecture or size") from exc
+
+
+def missing_weights_message(run, path: Path) -> str:
+    """Why a run folder has no weights and how to get them (checkpoints are git-ignored)."""
+    summary = run.read_summary() if run.summary_path.exists() else None
+    status = (summary or {}).get("status")
+    if status in ("completed", "stopped_early"):
+        return (f"run {run.run_id} finished but has no {path.name} here: checkpoints are not committed to git "
+                "(the default study ships best.pt only for its best run per architecture). Recreate the weights "
+                f"with `python -m matscale train --config {run.config_path} --force --run-root {run.path.parent}` "
+                "(this rewrites the run's results with the new training's, which on CPU match closely but not "
+                "always bit for bit), or pick a run that has them: `python -m matscale runs ls` (column ckpt)")
+    return (f"run {run.run_id} has no {path.name} (status {status or 'unknown'}): train it first, e.g. "
+            f"`python -m matscale train --config {run.config_path} --resume --run-root {run.path.parent}`")
 
 
 def load_model(run_dir: str | Path, which: str = "best", device: str | torch.device = "cpu"):
@@ -103,6 +132,8 @@ def load_model(run_dir: str | Path, which: str = "best", device: str | torch.dev
     meta = run.read_config()
     config = TrainConfig.from_dict(meta["config"])
     path = Path(which) if str(which).endswith(".pt") else run.checkpoints / f"{which}.pt"
+    if not path.exists():
+        raise CheckpointError(missing_weights_message(run, path))
     ckpt = load(path, run_id=meta.get("run_id", run.run_id), map_location=device)
     model = models.build(config.arch, config.size)
     load_model_state(model, ckpt["model"], path)

@@ -2,7 +2,7 @@
 
 Every `TrainConfig` field becomes `--field-name` with its help, unit and default (see
 `--help`), so the CLI never defines a setting of its own beyond the run controls
-(--resume, --force, --quiet, --config). Works the same under
+(--resume, --force, --quiet, --config FILE: YAML, TOML or JSON). Works the same under
 `torchrun --nproc_per_node K -m matscale train ...` (DDP; rank 0 writes and prints).
 """
 from __future__ import annotations
@@ -62,8 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
         group.add_argument("--" + f.name.replace("_", "-"), **kwargs)
     run = parser.add_argument_group("run control")
     run.add_argument("--config", type=Path, default=None,
-                     help="JSON file of settings (a TrainConfig dict, or a run's config.json); "
-                          "command-line options override it")
+                     help="YAML, TOML or JSON file of settings (TrainConfig fields by name, or a run's "
+                          "config.json); command-line options override it")
     run.add_argument("--resume", action="store_true",
                      help="continue an interrupted or failed run from its last checkpoint")
     run.add_argument("--force", action="store_true", help="start over even if the run exists or has finished")
@@ -74,11 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     values: dict = {}
     if args.config is not None:
-        try:
-            loaded = json.loads(Path(args.config).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"cannot read --config {args.config}: {exc}") from exc
-        values.update(loaded.get("config", loaded) if isinstance(loaded, dict) else {})
+        from matscale.train.settings import read_settings
+
+        values.update(read_settings(args.config))
     names = set(TrainConfig.field_names())
     values.update({k: v for k, v in vars(args).items() if k in names})
     return TrainConfig.from_dict(values)
@@ -87,11 +85,15 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     config = config_from_args(args)
+    from matscale import lifeline
+
+    lifeline.die_with_parent()  # started by a sweep: do not outlive it
     from matscale.train import distributed
     from matscale.train.loop import train
 
     quiet = True if args.quiet else None
-    result = train(config, resume=args.resume, force=args.force, quiet=quiet)
+    with lifeline.terminate_as_interrupt():  # SIGTERM/SIGHUP: recorded as interrupted, never left running
+        result = train(config, resume=args.resume, force=args.force, quiet=quiet)
     if distributed.from_env().is_main:
         s = result.summary
         if result.skipped:

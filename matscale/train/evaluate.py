@@ -20,10 +20,13 @@ import numpy as np
 
 
 def _setup(run_dir, split, which, data, frac, device, limit):
+    from matscale import locks
     from matscale.train.checkpoint import load_model
     from matscale.train.data import open_eval_split
 
-    model, config, ckpt = load_model(run_dir, which, device)
+    run_dir = Path(run_dir)
+    with locks.run_lock(run_dir.parent, run_dir.name, required=False):  # refused while the run trains
+        model, config, ckpt = load_model(run_dir, which, device)
     dataset = open_eval_split(config, split, data=data, frac=frac)
     indices = np.arange(len(dataset) if limit is None else min(limit, len(dataset)))
     return model, config, ckpt, dataset, indices

@@ -16,6 +16,14 @@ wise ops (activations, norms, additions), reductions, gather/scatter/index_add, 
 update, data loading and neighbour-list building (numpy/ASE, outside torch) are not counted.
 For the models here the matrix products dominate; graph models' message passing by
 scatter is the largest blind spot. Validation FLOPs are not counted (training compute only).
+
+Gather/scatter (`step_flops_breakdown`, used by bench/bench_peers.py, not by the training
+FlopModel, whose matmul-only counts stay comparable with the committed study): counting rule
+— a gather (index, index_select, gather, embedding lookup) costs 1 FLOP per element it
+writes (a memory move, counted as one operation), a scatter-add (index_add, scatter_add,
+index_put with accumulate — the backward of a gather —, scatter_reduce, embedding backward)
+costs 1 FLOP per source element (one addition or comparison each). Matmul FLOPs are 2 per
+multiply-add, as FlopCounterMode counts them.
 """
 from __future__ import annotations
 
@@ -60,6 +68,62 @@ def count_step_flops(model: torch.nn.Module, batch: Batch, step_loss: Callable[[
     with FlopCounterMode(display=False) as counter:
         step_loss(clone, batch).backward()
     return int(counter.get_total_flops())
+
+
+def _numel(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
+
+
+def _gather(*args, out_shape=None, **kwargs) -> int:
+    return _numel(out_shape) if out_shape is not None else 0
+
+
+def _index_add(self_shape, dim, index, source, *args, out_shape=None, **kwargs) -> int:
+    return _numel(source)
+
+
+def _index_put(self_shape, indices, values, accumulate=False, *args, out_shape=None, **kwargs) -> int:
+    return _numel(values) if accumulate else 0  # a plain index_put is a write, counted by nothing else
+
+
+def _scatter_src(self_shape, dim, index, src, *args, out_shape=None, **kwargs) -> int:
+    return _numel(src)
+
+
+def _embedding_backward(grad, indices, *args, out_shape=None, **kwargs) -> int:
+    return _numel(grad)
+
+
+def indexing_formulas() -> dict:
+    """FlopCounterMode custom_mapping implementing the gather/scatter rule in the module docstring."""
+    aten = torch.ops.aten
+    table = {}
+    for name, fn in (("index", _gather), ("index_select", _gather), ("gather", _gather), ("embedding", _gather),
+                     ("index_add", _index_add), ("index_add_", _index_add), ("scatter_add", _scatter_src),
+                     ("scatter_add_", _scatter_src), ("scatter_reduce", _scatter_src),
+                     ("scatter_reduce_", _scatter_src), ("index_put", _index_put), ("index_put_", _index_put),
+                     ("_index_put_impl_", _index_put), ("embedding_dense_backward", _embedding_backward)):
+        packet = getattr(aten, name, None)  # FlopCounterMode looks formulas up by overload packet
+        if packet is not None:
+            table[packet] = fn
+    return table
+
+
+def step_flops_breakdown(model: torch.nn.Module, batch: Batch,
+                         step_loss: Callable[[torch.nn.Module, Batch], torch.Tensor]) -> dict[str, int]:
+    """{"matmul": ..., "indexing": ...} FLOPs of forward + loss + backward (rule: module docstring)."""
+    clone = copy.deepcopy(model)
+    clone.train()
+    formulas = indexing_formulas()
+    with FlopCounterMode(display=False, custom_mapping=formulas) as counter:
+        step_loss(clone, batch).backward()
+    counts = counter.get_flop_counts().get("Global", {})
+    indexing = sum(int(v) for op, v in counts.items() if op in formulas)
+    total = int(counter.get_total_flops())
+    return {"matmul": total - indexing, "indexing": indexing}
 
 
 def representative_batches(natoms: np.ndarray, batch_size: int, generator: np.random.Generator) -> list[np.ndarray]:

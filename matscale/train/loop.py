@@ -31,14 +31,19 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from matscale import models
+from matscale import lifeline, models
 from matscale.config import TrainConfig
 from matscale.data.batch import collate
 from matscale.errors import ConfigError, MatscaleError
+from matscale.fserrors import ensure_dir
+from matscale.locks import run_lock
+from matscale.models import graph_cache
 from matscale.run_summary import RunSummary
-from matscale.runs import FINISHED, RunDir, atomic_write_bytes, resolve_root
+from matscale.runs import FINISHED, RunDir, atomic_write_bytes, remove_orphan_temps, resolve_root
 from matscale.train import checkpoint, distributed, flops, guards
 from matscale.train.data import loss_unit_structures, natoms_of, open_datasets
+from matscale.train.logs import TENSORBOARD_DIR, RunLog
+from matscale.train.diagnose import failure_message, nonfinite_loss_error
 from matscale.train.loss import LossMeter, LossScales, LossWeights, loss
 from matscale.train.normalization import Normalization, fit_normalization
 from matscale.train.schedule import make_scheduler
@@ -66,6 +71,7 @@ def train(config: TrainConfig, *, resume: bool = False, force: bool = False, qui
     then hashes their contents (`data_fingerprint` = memory-<hex>), so read it from the result.
     """
     config = resolved_config(config, train_set, val_set)
+    lifeline.die_with_parent()  # run for a sweep (e.g. in a papermill kernel): do not outlive it
     info, device = distributed.setup(config.device)
     started_group = info.enabled
     try:
@@ -103,6 +109,7 @@ class _Trainer:
         self.weights = LossWeights.from_config(config)
         self.summary = RunSummary()
         self.rows: list[dict[str, Any]] = []
+        self.log = RunLog.disabled()  # per-validation log lines / TensorBoard (train/logs.py)
 
     # -- run folder -----------------------------------------------------------------------------
     def _prepare_folder(self) -> dict | None:
@@ -132,6 +139,15 @@ class _Trainer:
 
     # -- main -------------------------------------------------------------------------------------
     def run(self) -> RunResult:
+        """One lock per run folder (rank 0 holds it): a second train/resume/sweep/evaluate is refused."""
+        root = self.rundir.path.parent
+        if not self.info.is_main:
+            return self._run_locked()
+        ensure_dir(root, "run root")
+        with run_lock(root, self.run_id):
+            return self._run_locked()
+
+    def _run_locked(self) -> RunResult:
         prepared = self._prepare_folder()
         if prepared is not None and "skip" in prepared:
             s = prepared["skip"]
@@ -143,16 +159,20 @@ class _Trainer:
                                   started_at=_now(), world_size=self.info.world_size, device=self.device,
                                   resumed=ckpt is not None)
         if self.info.is_main:
-            self.rundir.path.mkdir(parents=True, exist_ok=True)
+            ensure_dir(self.rundir.path, "run folder")
+            remove_orphan_temps(self.rundir.path)  # left by a process killed mid-write
             self.rundir.write_config(self.config.to_dict(), {"world_size": self.info.world_size})
             self._write_summary()
         try:
             self._run(ckpt)
         except BaseException as exc:
             if self.info.is_main:
-                message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-                self.summary.update(status="failed", error=message, finished_at=_now(), wall_s=self._wall())
-                self._write_summary()
+                self.summary.update(status="failed", error=failure_message(exc), finished_at=_now(),
+                                    wall_s=self._wall())
+                try:
+                    self._write_summary()
+                except OSError:  # e.g. the disk is still full: the lock shows the run as interrupted
+                    pass
             raise
         return RunResult(self.run_id, self.rundir.path, self.summary.status, self.summary.to_dict())
 
@@ -199,10 +219,13 @@ class _Trainer:
         self.summary.update(normalization=self.norm.to_dict(), loss_units=self.scales.to_dict())
         model.to(self.device)
         self.model = model
-        if not self.spec.trainable:
-            self._fit_baseline()
-        else:
-            self._train(ckpt)
+        # radius graphs recur every epoch unless positions are augmented (graph_cache.py)
+        cache = None if cfg.rotation_augment else graph_cache.GraphCache.from_mb(cfg.graph_cache_mb)
+        with graph_cache.use(cache):
+            if not self.spec.trainable:
+                self._fit_baseline()
+            else:
+                self._train(ckpt)
 
     # -- closed-form baselines ----------------------------------------------------------------
     def _fit_baseline(self) -> None:
@@ -218,6 +241,9 @@ class _Trainer:
         row = {"epoch": 0, "step": 0, "samples_seen": len(self.train_set), "atoms_seen": int(self.natoms.sum()),
                "flops": 0.0, "wall_s": self._wall(), "lr": 0.0, **train, **val}
         self.rows = [row]
+        self._open_log(0, {"step": 0, "samples_seen": 0})
+        self.log.validation(row)
+        self.log.close()
         if self.info.is_main:
             self.rundir.write_metrics(self.rows)
             payload = self._model_payload(epoch=0, step=0, val_loss=val["val_loss"])
@@ -235,6 +261,7 @@ class _Trainer:
         cfg = self.config
         st = self._setup_training(ckpt)
         status = "completed"
+        self._open_log(self.summary.total_steps or 0, {"step": st.step, "samples_seen": st.samples_seen})
         from tqdm import tqdm
 
         epochs_bar = tqdm(total=cfg.epochs, initial=st.epoch, desc=self.run_id, unit="epoch",
@@ -251,6 +278,7 @@ class _Trainer:
                     break
         finally:
             epochs_bar.close()
+            self.log.close()
         best_row = next((r for r in self.rows if r["step"] == st.best["step"]), {})
         self.summary.set_best_metrics(best_row)
         final = self.rows[-1] if self.rows else {}
@@ -294,6 +322,9 @@ class _Trainer:
         if self.info.enabled:  # DDP needs to know whether some parameters never get a gradient
             probe = collate([self.train_set[0]], labels=True).to(self.device)
             find_unused = bool(distributed.unused_parameters(model, probe, step_loss))
+        if cfg.compile:  # after the FLOP count (it deep-copies the eager model)
+            from matscale.train.compile import compile_model
+            compile_model(model)
         self.ddp_model = distributed.wrap(model, self.info, self.device, find_unused)
         self.last_save = time.perf_counter()
         return st
@@ -334,8 +365,7 @@ class _Trainer:
         if stand_in:  # a process without a structure of its own in this batch
             total = total * 0.0
         if cfg.precision != "fp16" and not torch.isfinite(total):
-            raise MatscaleError(f"the loss became {total.item()} at step {st.step + 1}; "
-                                "lower lr or raise grad clipping")
+            raise nonfinite_loss_error(total.item(), st.step + 1, self.train_set, gb, self.norm)
         self.scaler.scale(total * info.world_size).backward()
         self.scaler.unscale_(self.optimizer)
         clip = cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
@@ -392,6 +422,7 @@ class _Trainer:
                "grad_norm": float(np.mean(st.grad_norms)) if st.grad_norms else float("nan"),
                **(st.train_meter.result("train") if not st.train_meter.empty else {}), **val}
         self.rows.append(row)
+        self.log.validation(row)
         best = st.best
         improved = best["val_loss"] is None or val["val_loss"] < best["val_loss"]
         if improved:
@@ -404,6 +435,13 @@ class _Trainer:
                 checkpoint.save(self.rundir.checkpoints / "best.pt",
                                 self._model_payload(st.epoch, st.step, val_loss=val["val_loss"]))
         return bool(cfg.patience) and best["bad_validations"] >= cfg.patience
+
+    def _open_log(self, total_steps: int, state: dict) -> None:
+        """Log lines when stdout is no terminal, TensorBoard when asked for; rank 0 only."""
+        if self.info.is_main:
+            tb = self.rundir.path / TENSORBOARD_DIR if self.config.tensorboard else None
+            self.log = RunLog(self.run_id, self.config.epochs, total_steps, tensorboard_dir=tb,
+                              start_step=state["step"], start_samples=state["samples_seen"])
 
     def _progress(self, st: TrainState) -> dict[str, Any]:
         return dict(best_val_loss=st.best["val_loss"], best_epoch=st.best["epoch"], best_step=st.best["step"],

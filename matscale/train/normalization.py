@@ -28,6 +28,7 @@ from typing import Iterable
 
 import numpy as np
 
+from matscale.data.integrity import implausible
 from matscale.errors import DataError
 from matscale.models.base import MAX_Z
 
@@ -77,6 +78,12 @@ def _labels(atoms):
     if energy is None and forces is None and stress is None:
         raise DataError(f"structure {atoms.info.get('sid', '?')} has no energy/forces/stress labels; "
                         "training needs at least one of them on every structure")
+    if len(atoms) == 0:
+        raise DataError(f"structure {atoms.info.get('sid', '?')} has zero atoms; drop it (energy per atom is undefined)")
+    odd = implausible(float("nan") if energy is None else float(energy), len(atoms),
+                      np.zeros((0, 3)) if forces is None else forces, np.zeros(6) if stress is None else stress)
+    if odd:
+        raise DataError(f"structure {atoms.info.get('sid', '?')}: {odd} is not physical; drop or fix it")
     return (None if energy is None else float(energy)), forces, stress
 
 
