@@ -175,10 +175,8 @@ def test_chgnet_dataset_forces_match_finite_differences_and_read_back(tmp_path, 
             synth.Job(5, "train", ("rattled-relax",)),
             synth.Job(6, "val", ("rattled-1000", "rattled-300")),
             synth.Job(7, "val", ("aimd-from-PBE-1000-nvt",))]
-    synth._init_worker(spec, 0, synth.val_elements(spec, jobs, 0))  # as synthesize() does
     writers, written = {}, []
-    for job in jobs:
-        _, frames = synth.run_job(job)
+    for job, frames in synth.run_jobs_here(jobs, spec, seed=0):  # what synthesize()'s workers do
         for f in frames:
             key = (job.split, f.subset)
             if key not in writers:

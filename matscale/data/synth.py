@@ -164,7 +164,8 @@ def run_job(job: Job) -> tuple[Job, list[recipes.Frame]]:
 def run_jobs_here(jobs: list[Job], calculator: str | CalculatorSpec = "emt", seed: int = 0) -> list:
     """[(job, frames)] of `jobs` computed in this process (what a worker does; for benchmarks
     and debugging: no pool, no spawn)."""
-    _init_worker(get_calculator(calculator) if isinstance(calculator, str) else calculator, seed)
+    calc = get_calculator(calculator) if isinstance(calculator, str) else calculator
+    _init_worker(calc, seed, val_elements(calc, jobs, seed))
     return [run_job(job) for job in jobs]
 
 
