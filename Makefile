@@ -17,7 +17,7 @@ export MKL_NUM_THREADS ?= 1
 STUDY ?= default
 SWEEP := book/sweeps/$(STUDY).yaml
 
-.PHONY: venv test test-fast browser book data study runs bench bench-gpu clean-book
+.PHONY: venv test test-fast browser book data data-teacher study runs bench bench-gpu clean-book
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,12 @@ browser:
 
 data: $(STAMP)
 	$(BIN)/python -m matscale data ensure
+
+# the CHGNet-labelled dataset (omat24-teacher-v1, 52 elements): ~4 CPU-minutes, once; then
+# refresh its committed summary (book/data/teacher_stats.json) that the book reads
+data-teacher: $(STAMP)
+	nice -n 10 $(BIN)/python -m matscale data ensure --dataset omat24-teacher-v1
+	$(BIN)/python -m matscale data summary --dataset omat24-teacher-v1 --out book/data/teacher_stats.json
 
 # rerun the study from scratch: earlier results move to runs/_archive/<time>/, then every point trains
 study: $(STAMP) data

@@ -42,8 +42,8 @@ class TrainConfig:
     size: str | None = _f(None, "size on the architecture's ladder; default: its smallest/default size",
                           group="model")
     # -- data ----------------------------------------------------------------------------
-    data: str | None = _f(None, "dataset root (OMat24 layout <root>/<split>/<subset>/); "
-                                "default: the embedded EMT dataset", hashed=False, group="data")
+    data: str | None = _f(None, "dataset root (OMat24 layout <root>/<split>/<subset>/) or a named dataset "
+                                "(omat24-teacher-v1); default: the embedded EMT dataset", hashed=False, group="data")
     data_fingerprint: str | None = _f(None, "id of the dataset, filled in by validate() from data (see "
                                             "matscale.data.fingerprint); it enters the run id, the path does not",
                                       group="data")

@@ -5,6 +5,8 @@ Public API (imported lazily so `python -m matscale data --help` stays light):
     open_splits(root=None, subsets=None, frac=1.0, val_frac=1.0, seed=0, cache=False) -> (train, val)
     synthesize(out, structures, seed=0, calculator="emt", workers=None, progress=True) -> SynthReport
     default_root() -> Path;  ensure_default(progress=True) -> Path
+    dataset_root(name) -> Path;  ensure_named(name) -> Path   named datasets (omat24-teacher-v1)
+    element_counts(source, splits=None) -> pandas.DataFrame
     summary_statistics(source, splits=None, subsets=None) -> pandas.DataFrame
     histograms(source, splits=None, subsets=None, bins=40) -> pandas.DataFrame
     download(subset, split, out, base_url=BASE_URL, progress=True) -> Path
@@ -25,6 +27,9 @@ _EXPORTS = {
     "default_root": "matscale.data.default",
     "ensure_default": "matscale.data.default",
     "ensure_dataset": "matscale.data.default",
+    "dataset_root": "matscale.data.default",
+    "ensure_named": "matscale.data.default",
+    "element_counts": "matscale.data.elements",
     "summary_statistics": "matscale.data.stats",
     "histograms": "matscale.data.stats",
     "download": "matscale.data.download",

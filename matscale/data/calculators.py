@@ -6,6 +6,9 @@ stress eV/Å³) and the elements it has parameters for, from which parent struct
 It is ASE's `EMT` with one change: its neighbour list comes from matscipy (C) instead of
 ASE's Python one, which makes small periodic cells 2–4x faster and gives the same labels to
 ~1e-13 (tests compare the two); `emt-ase` is the unmodified calculator.
+`chgnet` and `sevennet` are pretrained universal potentials (optional extra `teacher`, see
+`matscale.data.teacher`); their parents come from `matscale.data.prototypes` (many chemistries)
+instead of the fcc-metal builder.
 Any other calculator plugs in with `register_calculator`, or on the command line as
 `module:factory` (the callable may carry an `elements` attribute; else EMT's metals are used).
 """
@@ -25,6 +28,8 @@ class CalculatorSpec:
     name: str
     factory: Callable[[], object]
     elements: tuple[str, ...]
+    # parent builder with the signature of parents.make_parent; None: the fcc-metal builder
+    parents: Callable | None = None
 
 
 class MatscipyNeighborList:
@@ -79,9 +84,17 @@ def _emt_ase():
     return EMT()
 
 
+def _teachers() -> dict[str, CalculatorSpec]:
+    from matscale.data import prototypes, teacher
+
+    return {name: CalculatorSpec(name, getattr(teacher, name), teacher.TEACHER_ELEMENTS, prototypes.make_parent)
+            for name in teacher.PACKAGES}
+
+
 CALCULATORS: dict[str, CalculatorSpec] = {
     "emt": CalculatorSpec("emt", _emt, EMT_METALS),
     "emt-ase": CalculatorSpec("emt-ase", _emt_ase, EMT_METALS),
+    **_teachers(),
 }
 
 
@@ -91,8 +104,13 @@ def register_calculator(name: str, factory: Callable[[], object], elements: tupl
 
 
 def get_calculator(name: str) -> CalculatorSpec:
-    """Look up `name` in the table, or import `package.module:factory`."""
+    """Look up `name` in the table, or import `package.module:factory`. A teacher whose optional
+    package is missing raises DataError naming the extra to install."""
     if name in CALCULATORS:
+        from matscale.data import teacher
+
+        if name in teacher.PACKAGES and not teacher.available(name):
+            teacher._require(name)  # raises the DataError that says what to install
         return CALCULATORS[name]
     if ":" in name:
         module, _, attr = name.partition(":")

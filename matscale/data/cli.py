@@ -1,4 +1,4 @@
-"""`python -m matscale data synth|ensure|stats|download|import`: make, fetch, import and inspect datasets.
+"""`python -m matscale data synth|ensure|stats|summary|download|import`: make, fetch, import and inspect datasets.
 
 Only argparse is imported at start-up; each command imports what it needs (no torch or
 fairchem anywhere on these paths).
@@ -13,17 +13,19 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m matscale data", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
-    s = sub.add_parser("synth", help="generate a synthetic OMat24-format dataset (EMT labels)")
+    s = sub.add_parser("synth", help="generate a synthetic OMat24-format dataset (EMT or teacher labels)")
     s.add_argument("--out", required=True, help="output directory (must not exist or be empty)")
     s.add_argument("--structures", type=int, default=20_000, help="target number of TRAINING structures; the validation split comes on top (~10-15%% more "
                         "rows: 2000 writes ~2,290 in all, counts printed at the end)")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--calculator", default="emt", help="label calculator: emt (default), emt-ase, or module:factory")
+    s.add_argument("--calculator", default="emt", help="label calculator: emt (default), emt-ase, chgnet or sevennet "
+                   "(pretrained teachers, extra 'teacher'), or module:factory")
     s.add_argument("--workers", type=int, default=None, help="worker processes (default: min(2, CPUs))")
     s.add_argument("--shard-rows", type=int, default=None, help="rows per .aselmdb shard (default 25000)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    e = sub.add_parser("ensure", help="generate the default dataset if it is missing; print its path")
+    e = sub.add_parser("ensure", help="generate the default (or a named) dataset if it is missing; print its path")
+    e.add_argument("--dataset", default=None, help="named dataset: omat24-emt-v1 (default) or omat24-teacher-v1")
     e.add_argument("--workers", type=int, default=None)
     e.add_argument("--quiet", action="store_true")
 
@@ -57,6 +59,13 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--seed", type=int, default=0, help="seed of the train/val split")
     m.add_argument("--json", action="store_true", help="print the import report as JSON")
 
+    su = sub.add_parser("summary", help="write a dataset's per-subset statistics and element counts as JSON "
+                                        "(what the book shows of a dataset a fresh clone lacks)")
+    su_src = su.add_mutually_exclusive_group(required=True)
+    su_src.add_argument("--dataset", default=None, help="named dataset (omat24-emt-v1, omat24-teacher-v1)")
+    su_src.add_argument("--dir", default=None, help="dataset root")
+    su.add_argument("--out", required=True, help="JSON file to write")
+
     d = sub.add_parser("download", help="download one OMat24 subset archive and unpack it")
     d.add_argument("--subset", required=True)
     d.add_argument("--split", required=True, choices=["train", "val"])
@@ -79,9 +88,12 @@ def _synth(a) -> int:
 
 
 def _ensure(a) -> int:
-    from matscale.data.default import ensure_default
+    from matscale.data.default import ensure_default, ensure_named
 
-    print(ensure_default(progress=not a.quiet, workers=a.workers))
+    if a.dataset is None:
+        print(ensure_default(progress=not a.quiet, workers=a.workers))
+    else:
+        print(ensure_named(a.dataset, progress=not a.quiet, workers=a.workers))
     return 0
 
 
@@ -116,6 +128,24 @@ def _import(a) -> int:
     return 0
 
 
+def _summary(a) -> int:
+    from pathlib import Path
+
+    from matscale.data.default import dataset_root, is_complete
+    from matscale.data.elements import write_summary
+    from matscale.errors import DataError
+
+    root = dataset_root(a.dataset) if a.dataset else Path(a.dir)
+    if not is_complete(root):
+        hint = f"make it first: python -m matscale data ensure --dataset {a.dataset}" if a.dataset else "check the path"
+        raise DataError(f"no complete dataset at {root}; {hint}")
+    made_by = f"python -m matscale data summary --dataset {a.dataset}" if a.dataset else "python -m matscale data summary"
+    info = write_summary(root, a.out, made_by=made_by)
+    n = len({e["element"] for e in info["elements"]})
+    print(f"wrote {a.out}: {root.name}, {n} elements, {info['size_bytes'] / 1e6:.1f} MB on disk")
+    return 0
+
+
 def _download(a) -> int:
     from matscale.data.download import download
 
@@ -127,7 +157,8 @@ def _download(a) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    commands = {"synth": _synth, "ensure": _ensure, "stats": _stats, "download": _download, "import": _import}
+    commands = {"synth": _synth, "ensure": _ensure, "stats": _stats, "summary": _summary, "download": _download,
+                "import": _import}
     return commands[args.cmd](args)
 
 

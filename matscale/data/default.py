@@ -1,4 +1,8 @@
-"""The embedded default dataset: synthetic OMat24 (EMT labels), generated once and cached.
+"""The embedded datasets: synthetic OMat24, generated once and cached.
+
+Two named datasets (DATASETS): the default `omat24-emt-v1` (EMT labels, 7 fcc metals; what the
+study trains on) and `omat24-teacher-v1` (labels of the pretrained CHGNet potential on parents
+from ~70 elements and 15 prototypes; optional extra `teacher`; made by `make data-teacher`).
 
 Location: `$MATSCALE_DATA` if set; else `<repo>/data/omat24-emt-v1` when matscale runs from a
 source checkout (git-ignored `data/`); else `~/.cache/matscale/omat24-emt-v1` (or under
@@ -13,6 +17,7 @@ import json
 import os
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from matscale.errors import DataError
@@ -24,22 +29,55 @@ DEFAULT_CALCULATOR = "emt"
 ENV_VAR = "MATSCALE_DATA"
 
 
+@dataclass(frozen=True)
+class NamedDataset:
+    """A synthetic dataset known by name: its generator settings and the variable overriding its folder."""
+
+    name: str
+    structures: int  # training structures (val adds ≈10 %)
+    seed: int
+    calculator: str
+    env_var: str
+
+
+TEACHER_NAME = "omat24-teacher-v1"
+# sized so that generation takes ~15 CPU-minutes on one core (README: measured time and size)
+TEACHER_STRUCTURES = 1_500
+DATASETS: dict[str, NamedDataset] = {
+    NAME: NamedDataset(NAME, DEFAULT_STRUCTURES, DEFAULT_SEED, DEFAULT_CALCULATOR, ENV_VAR),
+    TEACHER_NAME: NamedDataset(TEACHER_NAME, TEACHER_STRUCTURES, 0, "chgnet", "MATSCALE_TEACHER_DATA"),
+}
+
+
 def _source_checkout() -> Path | None:
     from matscale.runs import repo_root
 
     return repo_root()
 
 
-def default_root() -> Path:
-    """Where the default dataset lives (it may not exist yet)."""
-    env = os.environ.get(ENV_VAR)
+def named(name: str) -> NamedDataset:
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset {name!r}; the named datasets are: {', '.join(DATASETS)}")
+    return DATASETS[name]
+
+
+def dataset_root(name: str) -> Path:
+    """Where named dataset `name` lives (it may not exist yet): `$<its env var>` if set, else
+    `<repo>/data/<name>` in a source checkout, else `~/.cache/matscale/<name>`."""
+    ds = named(name)
+    env = os.environ.get(ds.env_var)
     if env:
         return Path(env).expanduser()
     repo = _source_checkout()
     if repo is not None:
-        return repo / "data" / NAME
+        return repo / "data" / name
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "matscale" / NAME
+    return cache / "matscale" / name
+
+
+def default_root() -> Path:
+    """Where the default dataset lives (it may not exist yet)."""
+    return dataset_root(NAME)
 
 
 def is_complete(root: Path) -> bool:
@@ -87,7 +125,7 @@ def ensure_dataset(root: str | os.PathLike, structures: int, seed: int = 0, calc
             if root.exists():
                 root.rmdir()
             if progress:
-                print(f"generating the default dataset ({structures} training structures, seed {seed}, "
+                print(f"generating the dataset ({structures} training structures, seed {seed}, "
                       f"{calculator} labels) in {root} — once; later calls reuse it", file=sys.stderr)
             synth.synthesize(root, structures, seed=seed, calculator=calculator, workers=workers, progress=progress)
         finally:
@@ -100,3 +138,17 @@ def ensure_default(progress: bool = True, workers: int | None = None) -> Path:
     complete dataset there (synthetic with other settings, or real OMat24) is used as is."""
     return ensure_dataset(default_root(), DEFAULT_STRUCTURES, DEFAULT_SEED, DEFAULT_CALCULATOR,
                           workers=workers, progress=progress, accept_any=bool(os.environ.get(ENV_VAR)))
+
+
+def ensure_named(name: str, progress: bool = True, workers: int | None = None) -> Path:
+    """Named dataset `name`'s root, generated on first use (with its env var set, any complete
+    dataset there is used as is)."""
+    ds = named(name)
+    return ensure_dataset(dataset_root(name), ds.structures, ds.seed, ds.calculator, workers=workers,
+                          progress=progress, accept_any=bool(os.environ.get(ds.env_var)))
+
+
+def ensure_teacher(progress: bool = True, workers: int | None = None) -> Path:
+    """The teacher dataset's root (`omat24-teacher-v1`), generated on first use (needs the
+    `teacher` extra; ~15 CPU-minutes)."""
+    return ensure_named(TEACHER_NAME, progress=progress, workers=workers)

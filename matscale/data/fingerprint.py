@@ -1,6 +1,7 @@
 """Dataset fingerprints: a short id of WHAT a run trained on, entering its run id.
 
-    fingerprint(root=None) -> str        of a dataset folder (None: the default dataset)
+    fingerprint(root=None) -> str        of a dataset folder (None: the default dataset; a name of
+                                         default.DATASETS, e.g. 'omat24-teacher-v1': that dataset)
     synth_fingerprint(structures, seed, calculator) -> str   of a synthetic dataset's recipe
     memory_fingerprint(*datasets) -> str of in-memory datasets (lists of labelled ase.Atoms)
 
@@ -60,10 +61,31 @@ def default_fingerprint() -> str:
     return synth_fingerprint(default.DEFAULT_STRUCTURES, default.DEFAULT_SEED, default.DEFAULT_CALCULATOR)
 
 
+def is_named(root) -> bool:
+    """Whether `root` names a dataset of `default.DATASETS` (and is not an existing folder)."""
+    from matscale.data import default
+
+    return isinstance(root, str) and root in default.DATASETS and not Path(root).is_dir()
+
+
+def named_fingerprint(name: str) -> str:
+    """A named dataset's id: read from it when present, else derived from its generator
+    settings (as `default_fingerprint` does for the default one) — nothing is generated."""
+    from matscale.data import default, synth
+
+    root = default.dataset_root(name)
+    if default.is_complete(root):
+        return fingerprint(root)
+    ds = default.named(name)
+    return synth_fingerprint(ds.structures, ds.seed, ds.calculator, recipe=synth.recipe_constants(ds.calculator))
+
+
 def fingerprint(root: str | os.PathLike | None = None) -> str:
     """The id of the dataset at `root` (None: the default dataset); DataError when there is none."""
     if root is None:
         return default_fingerprint()
+    if is_named(root):
+        return named_fingerprint(str(root))
     root = Path(root).expanduser()
     if not root.is_dir():
         raise DataError(f"dataset folder {root} does not exist; point data at an OMat24-layout folder "

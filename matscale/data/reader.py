@@ -365,7 +365,8 @@ def open_split(
 ) -> StructureDataset:
     """Open `<root>/<split>/<subset>/*.aselmdb` as one StructureDataset.
 
-    root: dataset directory; None means the default dataset (generated on first use).
+    root: dataset directory; None means the default dataset, a name of `default.DATASETS` that
+    dataset (either generated on first use).
     subsets: names (list or comma-separated); None means every subset present.
     frac: share of the split's structures to keep, in (0, 1]: seeded by `seed`, nested,
     stratified by subset and grouped by parent (see `matscale.data.fractions`).
@@ -375,6 +376,11 @@ def open_split(
         from matscale.data.default import ensure_default
 
         root = ensure_default()
+    elif isinstance(root, str) and not Path(root).is_dir():
+        from matscale.data.default import DATASETS, ensure_named
+
+        if root in DATASETS:  # a named dataset ('omat24-teacher-v1'): generated on first use
+            root = ensure_named(root)
     root = Path(root).expanduser()
     split = check_split(split)
     frac = check_frac(frac)

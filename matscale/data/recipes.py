@@ -12,6 +12,8 @@
 - `relax_trajectory`: every step of a full-cell relaxation (UnitCellFilter + L-BFGS, ≤ 99
   steps like VASP's NSW=99, ISIF=3) of a mildly rattled (0.1 Å) and strained (±3 %) parent.
 OMat24's filters drop any frame with an atomic |F| > 50 eV/Å or a stress component > 80 GPa.
+A calculator may also refuse a state by raising `LabelBlowUp` (the teacher guard does): the
+candidate is dropped, and a trajectory or relaxation ends at the frame before.
 Units: energy eV, forces eV/Å, stress eV/Å³ (Voigt xx yy zz yz xz xy, ASE sign).
 """
 from __future__ import annotations
@@ -47,6 +49,10 @@ THERMAL_SIGMA: dict[float, dict[str, float]] = {
     1000.0: {"Al": .186, "Cu": .119, "Ag": .151, "Au": .130, "Ni": .095, "Pd": .119, "Pt": .107},
 }
 FALLBACK_SIGMA_1000K = 0.13  # Å, for elements outside the table (other calculators)
+
+
+class LabelBlowUp(RuntimeError):
+    """Raised by a guarded calculator for a state it cannot label (collapse, runaway energy)."""
 
 
 @dataclass
@@ -124,7 +130,10 @@ def rattled(parent: Parent, temperature_K: float, subset: str, calc, rng: np.ran
         atoms.set_cell(base.cell[:] @ (np.eye(3) + _sym(eps)), scale_atoms=True)
         atoms.positions += u
         atoms.calc = calc
-        energy, forces, stress = _labels(atoms)
+        try:
+            energy, forces, stress = _labels(atoms)
+        except LabelBlowUp:
+            continue
         log_q = -0.5 * float(((u / sigma) ** 2).sum()) - 0.5 * float(((eps / s_eps) ** 2).sum())
         ok = _passes(forces, stress)
         logw.append(-energy / kt - log_q if ok else -np.inf)
@@ -170,7 +179,10 @@ def aimd(parent: Parent, temperature_K: float, ensemble: str, subset: str, calc,
                 frames.append(_frame(atoms, energy, forces, stress, sid, parent, subset, "AIMD"))
 
         md.attach(record, interval=1)
-        md.run(FRAMES - 1)
+        try:
+            md.run(FRAMES - 1)
+        except LabelBlowUp:
+            pass  # the trajectory ends at its last sane frame
     return frames
 
 
@@ -188,5 +200,8 @@ def relax_trajectory(parent: Parent, subset: str, calc, rng: np.random.Generator
             sid = f"{parent.parent_id}_0_{len(frames)}_{subset}_{_suffix(rng)}"
             frames.append(_frame(a, energy, forces, stress, sid, parent, subset, "Relax"))
 
-    relax(atoms, calc, fmax=RELAX_FMAX, steps=RELAX_MAX_STEPS, observer=record)
+    try:
+        relax(atoms, calc, fmax=RELAX_FMAX, steps=RELAX_MAX_STEPS, observer=record)
+    except LabelBlowUp:
+        pass  # the relaxation ends at its last sane step
     return frames

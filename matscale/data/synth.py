@@ -112,11 +112,28 @@ def plan(structures: int, val_share: float = VAL_SHARE) -> list[Job]:
 _STATE: dict = {}
 
 
-def _init_worker(calc: CalculatorSpec, seed: int) -> None:
+def _init_worker(calc: CalculatorSpec, seed: int, val_elements: tuple[str, ...] | None = None) -> None:
     import warnings
 
     warnings.filterwarnings("ignore")
-    _STATE.update(calc=calc, seed=int(seed))
+    _STATE.update(calc=calc, seed=int(seed), val_elements=val_elements)
+
+
+def val_elements(calc: CalculatorSpec, jobs: list[Job], seed: int) -> tuple[str, ...] | None:
+    """The elements validation parents may use: for the multi-chemistry (teacher) parents, those
+    drawn for the training parents, so that the validation split never asks for an element the
+    training split lacks (with ~60 parents over ~70 elements it otherwise would: OMat24's millions
+    of parents make it automatic). None (every element) for the other builders."""
+    from matscale.data import prototypes
+
+    if calc.parents is not prototypes.make_parent:
+        return None
+    train = {j.parent_index: _min_atoms(j) for j in jobs if j.split == "train"}
+    return prototypes.drawn_elements(seed, train, calc.elements)
+
+
+def _min_atoms(job: Job) -> int:
+    return 2 if any(spec(s).kind == "aimd" for s in job.subsets) else 1
 
 
 def run_job(job: Job) -> tuple[Job, list[recipes.Frame]]:
@@ -126,8 +143,11 @@ def run_job(job: Job) -> tuple[Job, list[recipes.Frame]]:
     calc_spec: CalculatorSpec = _STATE["calc"]
     seed = _STATE["seed"]
     calc = calc_spec.factory()  # fresh per job: results never depend on an earlier job's state
-    min_atoms = 2 if any(spec(s).kind == "aimd" for s in job.subsets) else 1
-    parent = make_parent(seed, job.parent_index, calc, calc_spec.elements, min_atoms=min_atoms)
+    builder = calc_spec.parents or make_parent
+    elements = calc_spec.elements
+    if job.split == "val" and _STATE.get("val_elements"):
+        elements = _STATE["val_elements"]
+    parent = builder(seed, job.parent_index, calc, elements, min_atoms=_min_atoms(job))
     frames: list[recipes.Frame] = []
     for subset in job.subsets:
         sp = spec(subset)
@@ -144,7 +164,8 @@ def run_job(job: Job) -> tuple[Job, list[recipes.Frame]]:
 def run_jobs_here(jobs: list[Job], calculator: str | CalculatorSpec = "emt", seed: int = 0) -> list:
     """[(job, frames)] of `jobs` computed in this process (what a worker does; for benchmarks
     and debugging: no pool, no spawn)."""
-    _init_worker(get_calculator(calculator) if isinstance(calculator, str) else calculator, seed)
+    calc = get_calculator(calculator) if isinstance(calculator, str) else calculator
+    _init_worker(calc, seed, val_elements(calc, jobs, seed))
     return [run_job(job) for job in jobs]
 
 
@@ -162,7 +183,8 @@ def _iter_results(jobs: list[Job], calc: CalculatorSpec, seed: int, workers: int
     main = sys.modules["__main__"]
     sys.modules["__main__"] = types.ModuleType("__main__")
     try:
-        pool = mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(calc, seed))
+        pool = mp.get_context("spawn").Pool(workers, initializer=_init_worker,
+                                            initargs=(calc, seed, val_elements(calc, jobs, seed)))
     finally:
         sys.modules["__main__"] = main
         for k, v in saved.items():
@@ -251,7 +273,12 @@ def synthesize(
         report.parents = {k: len(v) for k, v in parents.items()}
         report.elapsed_s = time.perf_counter() - t0
         info = asdict(report)
-        info.update(format=FORMAT, recipe=recipe_constants(), structures_per_s=report.structures_per_s)
+        info.update(format=FORMAT, recipe=recipe_constants(calculator), structures_per_s=report.structures_per_s)
+        if calc.parents is not None:
+            from matscale.data import teacher
+
+            if calculator in teacher.PACKAGES:
+                info.update(teacher=teacher.versions(calculator))
         info.pop("root")
         (tmp / "synth.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
         if out.exists():
@@ -264,8 +291,18 @@ def synthesize(
     return report
 
 
-def recipe_constants() -> dict:
-    """The sampling constants, recorded in synth.json for provenance."""
+def recipe_constants(calculator: str | None = None) -> dict:
+    """The sampling constants, recorded in synth.json for provenance; a calculator with its own
+    parent builder (the teachers) adds that builder's constants and its guard's."""
     names = ["CANDIDATES", "PICKS", "STRAIN_SIGMA_1000K", "TIMESTEP_FS", "FRAMES", "NVT_TDAMP_FS", "NPT_TTAU_FS",
              "RELAX_RATTLE_A", "RELAX_STRAIN", "RELAX_FMAX", "RELAX_MAX_STEPS", "MAX_FORCE", "MAX_STRESS"]
-    return {n: getattr(recipes, n) for n in names} | {"VAL_SHARE": VAL_SHARE}
+    out = {n: getattr(recipes, n) for n in names} | {"VAL_SHARE": VAL_SHARE}
+    from matscale.data.calculators import CALCULATORS
+
+    if calculator in CALCULATORS and CALCULATORS[calculator].parents is not None:
+        from matscale.data import prototypes, teacher
+
+        out["PARENTS"] = prototypes.constants() | {"VAL_ELEMENTS": "train-parents"}
+        out["GUARD"] = {"MIN_DISTANCE": teacher.MIN_DISTANCE, "ENERGY_PER_ATOM": list(teacher.ENERGY_PER_ATOM),
+                        "BLOWUP_FORCE": teacher.BLOWUP_FORCE}
+    return out
