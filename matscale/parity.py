@@ -62,12 +62,16 @@ def parity_page(study: str = "default", root: str | Path = "runs", limit: int = 
     """(errors per architecture, parity chart (rows: architectures) or None, notes).
 
     `limit`: validation structures predicted per run (the first ones of its validation subset);
-    `data`: dataset root (default: each run's own, i.e. the default dataset)."""
+    `data`: dataset root (default: `$MATSCALE_BOOK_DATA`, else each run's own, i.e. the default
+    dataset; see `matscale.data.default.book_data`)."""
     import altair as alt
 
     from matscale import charts
     from matscale.train.evaluate import predictions
 
+    from matscale.data.default import book_data
+
+    data = book_data(data)
     rows, panels, notes = [], [], []
     for r in best_runs(study, root).itertuples():
         if not r.has_weights:

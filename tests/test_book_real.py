@@ -1,8 +1,9 @@
 """The real book, built from the committed default study, opened page by page in headless Chromium.
 
-`make book` builds the same pages; here the build goes to a temporary folder and the dataset page
-reads the tiny dataset (MATSCALE_DATA), so the test needs neither the 20,000-structure default set
-nor a writable checkout. Every page of _toc.yml must build, every chart on it must draw (Vega SVG
+`make book` builds the same pages; here the build goes to a temporary folder and the dataset and
+parity pages read the tiny dataset (MATSCALE_BOOK_DATA, see matscale.data.default.book_data; not
+MATSCALE_DATA, which would change the study's run ids), so the test needs neither the
+20,000-structure default set nor a writable checkout. Every page of _toc.yml must build, every chart on it must draw (Vega SVG
 views counted against the charts in the HTML) with all remote requests sent to a dead proxy, no
 page may ask for a remote URL, and the study pages must carry what the book promises: for each
 architecture of the default study a data and a parameter scaling fit with a band and exponents
@@ -45,7 +46,8 @@ def real_book(shared_tmp, tiny_data_root) -> Path:
     out, marker = shared_tmp / "real_book", shared_tmp / "real_book.json"
     with FileLock(str(shared_tmp / "real_book.lock")):
         if not marker.exists():
-            env = {**os.environ, "MATSCALE_DATA": str(tiny_data_root),
+            env = {k: v for k, v in os.environ.items() if k != "MATSCALE_DATA"}  # the committed study's data
+            env = {**env, "MATSCALE_BOOK_DATA": str(tiny_data_root),
                    "MATSCALE_FIGURES_DIR": str(out / "figures"), "MATSCALE_CACHE_DIR": str(shared_tmp / "asset-cache"),
                    "OMP_NUM_THREADS": "1"}
             start = time.perf_counter()

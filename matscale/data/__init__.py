@@ -26,6 +26,7 @@ _EXPORTS = {
     "SynthReport": "matscale.data.synth",
     "default_root": "matscale.data.default",
     "ensure_default": "matscale.data.default",
+    "book_data": "matscale.data.default",
     "ensure_dataset": "matscale.data.default",
     "dataset_root": "matscale.data.default",
     "ensure_named": "matscale.data.default",

@@ -133,6 +133,21 @@ def ensure_dataset(root: str | os.PathLike, structures: int, seed: int = 0, calc
     return root
 
 
+BOOK_DATA_VAR = "MATSCALE_BOOK_DATA"
+
+
+def book_data(data: str | os.PathLike | None = None) -> str | None:
+    """The dataset the book's data-reading pages (dataset, parity) use: `data`, else
+    `$MATSCALE_BOOK_DATA`, else None (the default dataset).
+
+    Study pages find their runs by run id, and the run id holds the default dataset's
+    fingerprint, which `$MATSCALE_DATA` changes; so a quick build (or the real-book test) points
+    only these pages at a small dataset, through this variable, and leaves the study intact."""
+    if data is not None and str(data) != "":
+        return str(data)
+    return os.environ.get(BOOK_DATA_VAR) or None
+
+
 def ensure_default(progress: bool = True, workers: int | None = None) -> Path:
     """The default dataset's root, generated on first use. With $MATSCALE_DATA set, any
     complete dataset there (synthetic with other settings, or real OMat24) is used as is."""
