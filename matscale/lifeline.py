@@ -27,7 +27,8 @@ PR_SET_PDEATHSIG = 1
 _installed: int | None = None  # the watched pid, once per process
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` exists on this host (one that we may not signal counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -68,7 +69,7 @@ def die_with_parent(sig: int = signal.SIGTERM) -> int | None:
         _pdeathsig(sig)
 
     def gone() -> bool:
-        return (direct and os.getppid() != pid) or not _alive(pid)
+        return (direct and os.getppid() != pid) or not pid_alive(pid)
 
     if gone():  # the sweep died before we got here
         os.kill(os.getpid(), sig)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Iterator
 
 from matscale.errors import MatscaleError
+from matscale.lifeline import pid_alive
 
 LOCK_DIR = "_locks"
 INHERIT_ENV = "MATSCALE_RUN_LOCK_FD"
@@ -51,16 +52,6 @@ def _holder(path: Path) -> dict | None:
         return json.loads(path.read_text() or "null")
     except (OSError, ValueError):
         return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _inherited(path: Path) -> int | None:
@@ -108,7 +99,7 @@ def acquire(run_root: str | os.PathLike, run_id: str) -> tuple[int, bool]:
             raise
         holder = _holder(path)
         if holder and holder.get("host") == socket.gethostname() and holder.get("pid") != os.getpid() \
-                and _alive(int(holder.get("pid", 0))):
+                and pid_alive(int(holder.get("pid", 0))):
             os.close(fd)
             raise RunBusyError(run_id, holder) from None
     _write_holder(fd)
@@ -156,7 +147,7 @@ def status(run_root: str | os.PathLike, run_id: str) -> dict | None:
     """The holder {pid, host, since} when the run's lock is held right now, else None."""
     path = lock_path(run_root, run_id)
     holder = _holder(path) if path.exists() else None
-    if not holder or (holder.get("host") == socket.gethostname() and not _alive(int(holder.get("pid", 0)))):
+    if not holder or (holder.get("host") == socket.gethostname() and not pid_alive(int(holder.get("pid", 0)))):
         return None  # released (emptied) or left by a dead process: no need to probe
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -168,7 +159,7 @@ def status(run_root: str | os.PathLike, run_id: str) -> dict | None:
         return _holder(path) or {}
     except OSError:  # no flock: trust a live pid on this host
         holder = _holder(path)
-        ok = holder and holder.get("host") == socket.gethostname() and _alive(int(holder.get("pid", 0)))
+        ok = holder and holder.get("host") == socket.gethostname() and pid_alive(int(holder.get("pid", 0)))
         return holder if ok else None
     else:
         fcntl.flock(fd, fcntl.LOCK_UN)

@@ -447,11 +447,11 @@ def test_a_point_another_process_is_running_waits_for_it_and_is_not_started_twic
 def test_sigterm_becomes_an_interrupt_only_inside_a_sweep():
     import signal
 
-    from matscale.sweep.runner import _sigterm_as_interrupt
+    from matscale.lifeline import terminate_as_interrupt  # what the sweep runs its executor under
 
     before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)
-    with _sigterm_as_interrupt():
-        for sig in (signal.SIGTERM, signal.SIGHUP):
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # one block each: after the first signal, more are ignored
+        with terminate_as_interrupt():
             with pytest.raises(KeyboardInterrupt, match=signal.Signals(sig).name):
                 signal.getsignal(sig)(sig, None)
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)) == before

@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import signal
-import threading
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -25,6 +22,7 @@ import pandas as pd
 
 from matscale.config import TrainConfig
 from matscale.errors import ConfigError
+from matscale.lifeline import terminate_as_interrupt
 from matscale.membership import record as record_study
 from matscale.runs import resolve_root
 from matscale.sweep.record import write_record
@@ -185,28 +183,8 @@ def run_sweep(configs: Sequence[TrainConfig], executor: str | LocalExecutor | Sl
             bar.update(r)
     write_record(record, frame(), keep)
     try:
-        with _sigterm_as_interrupt():
+        with terminate_as_interrupt():  # executors stop their children / cancel their jobs
             ex.run(points, on_result, run_fn=run_fn)
     finally:
         bar.close()
     return frame()
-
-
-@contextmanager
-def _sigterm_as_interrupt():
-    """Turn SIGTERM and SIGHUP (a closed terminal) into KeyboardInterrupt, in the main thread
-    only, so executors stop their children / cancel their jobs instead of orphaning them."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
-
-    sigs = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
-    old = {s: signal.signal(s, handler) for s in sigs}
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
