@@ -7,6 +7,7 @@
   (the neighbour list is labelled radius_graph inside `matscale.models.graph`);
 - `Clock(device)`: CPU seconds of this process on CPU (other helpers' load on a shared machine
   inflates them far less than wall time) and synchronised wall seconds on CUDA;
+- `pick_size(arch, target)`: the ladder size nearest a parameter count (peer comparisons);
 - `interleaved(variants, rounds)`: median seconds of each variant, variants alternating within
   every round so drifting machine load hits all alike.
 """
@@ -20,6 +21,27 @@ import numpy as np
 import torch
 
 from matscale.data.batch import collate
+
+
+def pick_size(arch: str, target: float) -> tuple[str, int]:
+    """The ladder size whose non-embedding parameter count is closest to `target` (log scale);
+    the OMat24 reference sizes (omat24_*) are left out: they are not part of a ladder."""
+    import math
+
+    from matscale.models import build, count_parameters, sizes
+
+    best = None
+    for size in sizes(arch):
+        if size.startswith("omat24"):
+            continue
+        torch.manual_seed(0)
+        n = count_parameters(build(arch, size))[1]
+        gap = abs(math.log(max(n, 1) / target))
+        if best is None or gap < best[2]:
+            best = (size, n, gap)
+        if n > 3 * target:
+            break
+    return best[0], best[1]
 
 
 def add_device_arg(p) -> None:

@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
 import time
 
@@ -26,8 +25,10 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from _common import pick_size
+
 from matscale.data.batch import collate
-from matscale.models import build, count_parameters, sizes
+from matscale.models import build
 from matscale.models.graph import radius_graph
 
 ARCHS = ["schnet", "esen", "escaip", "equiformer_v2", "transformer", "fcn"]
@@ -45,20 +46,6 @@ def structures(n: int, seed: int = 0) -> list:
         atoms.positions += rng.normal(0.0, 0.05, atoms.positions.shape)
         out.append(atoms)
     return out
-
-
-def pick_size(arch: str, target: float) -> tuple[str, int]:
-    """The ladder size with non-embedding parameter count closest to `target` (log scale)."""
-    best = None
-    for size in sizes(arch):
-        torch.manual_seed(0)
-        n = count_parameters(build(arch, size))[1]
-        gap = abs(math.log(max(n, 1) / target))
-        if best is None or gap < best[2]:
-            best = (size, n, gap)
-        if n > 3 * target:
-            break
-    return best[0], best[1]
 
 
 def loss_fn(out, batch) -> torch.Tensor:

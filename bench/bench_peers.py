@@ -16,34 +16,19 @@ alternating within each of --rounds rounds. Printed per model: N, structures/s, 
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 
 import torch
 
-from _common import Clock, add_device_arg, default_structures, interleaved, loss_parts, make_trainer, setup_device
+from _common import (Clock, add_device_arg, default_structures, interleaved, loss_parts, make_trainer, pick_size,
+                     setup_device)
 
 from matscale.data.batch import collate
-from matscale.models import build, count_parameters, graph_cache, sizes
+from matscale.models import build, graph_cache
 from matscale.train.flops import step_flops_breakdown
 from matscale.train.loss import loss
 
 MODELS = ["schnet", "equiformer_v2", "esen", "escaip"]
-
-
-def pick_size(arch: str, target: float) -> tuple[str, int]:
-    best = None
-    for size in sizes(arch):
-        if size.startswith("omat24"):
-            continue
-        torch.manual_seed(0)
-        n = count_parameters(build(arch, size))[1]
-        gap = abs(math.log(max(n, 1) / target))
-        if best is None or gap < best[2]:
-            best = (size, n, gap)
-        if n > 3 * target:
-            break
-    return best[0], best[1]
 
 
 def main(argv=None) -> int:
