@@ -101,12 +101,26 @@ def fingerprint(root: str | os.PathLike | None = None) -> str:
     return content_fingerprint(root)
 
 
+_CONTENT_CACHE: dict[tuple, str] = {}  # (root, files' names, sizes, mtimes) -> fingerprint, per process
+
+
 def content_fingerprint(root: Path) -> str:
-    """`content-<hex>` from metadata.npz bytes and the names and sizes of the .aselmdb files."""
-    h = hashlib.sha256()
+    """`content-<hex>` from metadata.npz bytes and the names and sizes of the .aselmdb files.
+
+    Every run id of a sweep asks for it, and a real dataset's metadata.npz files can be large,
+    so the digest is kept per process while no file's size or modification time changes."""
     files = sorted(p for p in root.rglob("*") if p.is_file() and (p.name == "metadata.npz" or p.suffix == ".aselmdb"))
     if not any(p.suffix == ".aselmdb" for p in files):
         raise DataError(f"{root} holds no .aselmdb files; expected the OMat24 layout <root>/<split>/<subset>/")
+    stats = [(p, p.stat()) for p in files]
+    key = (str(root.resolve()), tuple((str(p), st.st_size, st.st_mtime_ns) for p, st in stats))
+    if key not in _CONTENT_CACHE:
+        _CONTENT_CACHE[key] = _content_digest(root, files)
+    return _CONTENT_CACHE[key]
+
+
+def _content_digest(root: Path, files: list[Path]) -> str:
+    h = hashlib.sha256()
     for p in files:
         rel = p.relative_to(root).as_posix()
         h.update(rel.encode() + b"\0")
