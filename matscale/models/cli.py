@@ -7,8 +7,8 @@ cannot be built) is reported on stderr with the reason and skipped; the listing 
 
 Most of the time goes into importing fairchem (eSEN, EScAIP: ~5-10 s), so counts are cached in
 `<cache>/model-params.json` (see `matscale.book.assets.cache_dir`), keyed by the architecture
-module's source, the size's hyperparameters and the torch / fairchem versions: later calls
-import nothing they do not need.
+module's source (every module of a package), the size's hyperparameters and the torch / fairchem
+versions: later calls import nothing they do not need.
 """
 from __future__ import annotations
 
@@ -29,8 +29,13 @@ def _cache_key(arch: str, size: str, kwargs: dict) -> str:
 
     from matscale.models import ARCH_MODULES
 
+    from pathlib import Path
+
     found = importlib.util.find_spec(ARCH_MODULES[arch])
-    source = open(found.origin, "rb").read() if found and found.origin else b""
+    files = [Path(found.origin)] if found and found.origin else []
+    if found and found.submodule_search_locations:  # a package (equiformer_v2): every module of it
+        files = sorted(f for d in found.submodule_search_locations for f in Path(d).rglob("*.py"))
+    source = b"".join(f.read_bytes() for f in files)
     versions = []
     for pkg in ("torch", "fairchem-core", "e3nn"):
         try:
