@@ -168,6 +168,13 @@ def training_dynamics(study="default", runs_root="runs", archs: Sequence[str] | 
     done = physical_errors(R.trainable(table[table["finished"]]))
     page.table("errors", "errors", done[["arch", "size", "frac", "seed", "params", "n_train", "val_loss",
                                          *PHYSICAL_MEV]].sort_values(["arch", "params", "n_train"]).reset_index(drop=True))
+    from matscale.study.checks import lr_check
+
+    lr = lr_check(table[table["arch"].isin(archs + R.baseline_archs(table["arch"]))])
+    if len(lr):
+        page.table("lr", "lr_check", lr.set_index(["arch", "size", "lr"]))
+    else:
+        page.md("lr", "This study has no learning-rate check (no runs with role `lr`).")
     return page
 
 
@@ -234,15 +241,27 @@ def _scaling(kind: str, study, runs_root, archs) -> Page:
             reference=_floor(table), title=f"validation loss vs {LABELS[x].replace('_', ' ')}"))
     for arch, s in fits.items():
         page.md("laws", f"### {arch}")
-        if s.reason and s.comparison is None:
+        if s.comparison is None:
             page.md("laws", f"No fit: {s.reason}.")
             continue
         page.md("laws", f"{len(s.points)} points over {s.span_decades():.2f} decades, fixed "
                         f"{'size' if s.kind == 'data' else 'fraction'}: {s.at}. " + " ".join(s.notes))
-        page.table("laws", f"comparison_{arch}", s.comparison.drop(columns=["rank"]).set_index("law"))
+        page.table("laws", f"comparison_{arch}", s.comparison.drop(columns=["rank", "error"]).set_index("law"))
         if s.ok:
-            page.md("laws", f"Preferred law: **{s.law}** (`{s.fit.formula}`)")
-            page.print("laws", s.fit.table())
+            page.md("laws", f"Shown law: **{s.law}** (`{s.fit.formula}`)" + (f"; {s.fallback}." if s.fallback else "."))
+            page.table("laws", f"parameters_{arch}", s.fit.parameters().drop(columns=["law"]).set_index("parameter"))
+            if s.fit.note:
+                page.md("laws", f"Note: {s.fit.note}.")
+        else:
+            page.md("laws", f"**{s.reason[0].upper() + s.reason[1:]}.**")
+    forecast = F.forecast(fits)
+    if len(forecast):
+        page.table("forecast", "forecast", forecast.set_index(["arch", "decades beyond"]))
+    page.table("terms", "terms", F.term_exponents(table, archs, kinds=(kind,)).set_index(["arch", "term"]))
+    if kind == "data":
+        from matscale.study.checks import budget_check
+
+        page.table("budget", "budget", budget_check(table, archs).set_index("arch"))
     return page
 
 
