@@ -42,6 +42,7 @@ def compute_scaling(study="default", runs_root="runs", archs: Sequence[str] | No
         page.chart("archs", f"compute_{arch}", charts.frontier(f.curves, f.front, f.fit, color="size",
                                                                title=f"{arch}: compute frontier"))
         if f.ok:
+            page.md("archs", f"Shown: `{f.fit.formula}`, 95% CI ({f.fit.ci_method}).")
             page.table("archs", f"parameters_{arch}", f.fit.parameters().drop(columns=["law"]).set_index("parameter"))
             note = "; ".join([*f.notes, f.fit.note] if f.fit.note else f.notes)
             if note:
@@ -61,6 +62,7 @@ def joint_scaling(study="default", runs_root="runs", archs: Sequence[str] | None
         if not j.ok:
             page.md("joint", f"No joint fit: {j.reason}.")
             continue
+        page.md("joint", f"`{j.fit.formula}`, 95% CI ({j.fit.ci_method}).")
         page.table("joint", f"parameters_{arch}", j.fit.parameters().drop(columns=["law"]).set_index("parameter"))
         if j.fit.note:
             page.md("joint", f"Note: {j.fit.note}.")

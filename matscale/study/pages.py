@@ -248,7 +248,8 @@ def _scaling(kind: str, study, runs_root, archs) -> Page:
                         f"{'size' if s.kind == 'data' else 'fraction'}: {s.at}. " + " ".join(s.notes))
         page.table("laws", f"comparison_{arch}", s.comparison.drop(columns=["rank", "error"]).set_index("law"))
         if s.ok:
-            page.md("laws", f"Shown law: **{s.law}** (`{s.fit.formula}`)" + (f"; {s.fallback}." if s.fallback else "."))
+            page.md("laws", f"Shown law: **{s.law}** (`{s.fit.formula}`), 95% CI ({s.fit.ci_method})"
+                            + (f"; {s.fallback}." if s.fallback else "."))
             page.table("laws", f"parameters_{arch}", s.fit.parameters().drop(columns=["law"]).set_index("parameter"))
             if s.fit.note:
                 page.md("laws", f"Note: {s.fit.note}.")
@@ -261,7 +262,12 @@ def _scaling(kind: str, study, runs_root, archs) -> Page:
     if kind == "data":
         from matscale.study.checks import budget_check
 
-        page.table("budget", "budget", budget_check(table, archs).set_index("arch"))
+        budget = budget_check(table, archs)
+        if budget["verdict"].notna().any():
+            page.table("budget", "budget", budget.set_index("arch"))
+        else:
+            page.md("budget", "No budget-sensitivity result: " + "; ".join(
+                dict.fromkeys(f"{r.arch}: {r.reason}" for r in budget.itertuples())) + ".")
     return page
 
 

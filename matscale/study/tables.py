@@ -150,7 +150,8 @@ def comparison(data_fits: Mapping[str, SeriesFit], param_fits: Mapping[str, Seri
                 row["joint α (N)"] = row["joint β (D)"] = row["a = β/(α+β)"] = "—"
                 if j is not None:
                     notes.append(f"joint: {j.reason}")
-        row["notes"] = "; ".join(notes)
+        flat = [n for n in notes if "does not beat the zero-force baseline" in n]
+        row["notes"] = flat[0].split(": ", 1)[1] if flat else "; ".join(notes)  # one plateau reason says it all
         rows.append(row)
     return pd.DataFrame(rows).set_index("arch")
 
