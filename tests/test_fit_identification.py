@@ -201,3 +201,13 @@ def test_budget_check_compares_the_data_exponent_at_two_budgets():
     assert "no budget-sensitivity runs" in same.loc["transformer", "reason"]
     moved = checks.budget_check(_table(budget_beta=0.6), ["schnet"]).iloc[0]
     assert moved["verdict"] == "alpha changes beyond its uncertainty" and moved["difference"] < 0
+
+
+def test_exponent_table_lists_identified_and_unidentified_exponents():
+    table = _table()
+    rows = tables.exponent_table(F.scaling(table, "data"), F.scaling(table, "params")).set_index(["arch", "exponent"])
+    s = rows.loc[("schnet", "data (D)")]
+    assert s["identified"] and s["ci_low"] < s["value"] < s["ci_high"]
+    t = rows.loc[("transformer", "data (D)")]
+    assert not t["identified"] and np.isnan(t["value"]) and "zero-force baseline" in t["note"]
+    assert not rows.loc[("schnet", "parameters (N)"), "identified"]  # one size: no series

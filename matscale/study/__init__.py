@@ -34,12 +34,12 @@ from matscale.study.fits import (FrontierFit, JointFit, JointSlice, PredictionBa
 from matscale.study.results import (AXES, AXIS_TITLES, EXPONENTS, MIN_SEEDS_FOR_WEIGHTS, PHYSICAL, SETTING,
                                     STUDY_DIR, Y, aggregate, baseline_archs, baselines, curves, equivariance,
                                     plan, repo_root, results, series, status_table, study_path, trainable)
-from matscale.study.tables import (allocation, comparison, exponent_rows, fit_notes, fit_points, fit_summary,
+from matscale.study.tables import (allocation, comparison, exponent_rows, exponent_table, fit_notes, fit_points, fit_summary,
                                    format_estimate, parameters)
 
 __all__ = [
     "EQUIVARIANCE_FILE", "main", "FrontierFit", "JointFit", "JointSlice", "SeriesFit", "extrapolation",
-    "PredictionBand", "budget_check", "final_points", "fit_notes", "forecast", "lr_check", "parameters",
+    "PredictionBand", "budget_check", "exponent_table", "final_points", "fit_notes", "forecast", "lr_check", "parameters",
     "term_exponents", "zero_force_error", "fit_series", "flops_per_param_sample", "frontier", "joint", "joint_points", "joint_slices",
     "overall_front", "scaling", "AXES", "AXIS_TITLES", "EXPONENTS", "MIN_SEEDS_FOR_WEIGHTS", "PHYSICAL",
     "SETTING", "STUDY_DIR", "Y", "aggregate", "baseline_archs", "baselines", "curves", "equivariance", "plan",

@@ -4,9 +4,10 @@
     page.show("fits")                                     # in the notebook: one section
     page.tables["summary"], page.charts["data_scaling"], page.text   # for tests and reuse
 
-A `Page` is an ordered set of sections; each holds markdown, tables, printed fit reports and
-charts (a chart's name is its figure file, `_build/figures/<name>.svg`). The notebooks only
-narrate and call `show`, so what a page computes lives in one tested place.
+A `Page` is an ordered set of sections; each holds markdown, tables (a fit is a tidy parameter
+table and one short note, never lmfit's text report) and charts (a chart's name is its figure
+file, `_build/figures/<name>.svg`). The notebooks only narrate and call `show`, so what a
+page computes lives in one tested place.
 Pages: study, training_dynamics, data_scaling, parameter_scaling, compute_scaling,
 joint_scaling, architectures, equivariance (dataset: matscale.study.dataset_page).
 """

@@ -2,6 +2,7 @@
 
     format_estimate(value, stderr, low, high) -> '0.312 ± 0.021 [0.27, 0.36]'  (the one formatter)
     fit_points(fits), fit_summary(fits), allocation(joint fits, budgets)
+    exponent_table(data, params, frontier fits) -> every exponent, identified or not, with its note
     parameters(fits) -> tidy parameters (arch, law, parameter, value, stderr, ci_low, ci_high, identified)
     fit_notes(fits) -> one short note per fit (arch, law, note)
     comparison(data, params, frontier, joint fits) -> DataFrame   exponents ± CI side by side
@@ -154,6 +155,28 @@ def comparison(data_fits: Mapping[str, SeriesFit], param_fits: Mapping[str, Seri
         row["notes"] = flat[0].split(": ", 1)[1] if flat else "; ".join(notes)  # one plateau reason says it all
         rows.append(row)
     return pd.DataFrame(rows).set_index("arch")
+
+
+def exponent_table(data_fits: Mapping[str, SeriesFit], param_fits: Mapping[str, SeriesFit],
+                   frontier_fits: Mapping[str, FrontierFit] | None = None) -> pd.DataFrame:
+    """Every arch's data, parameter and compute exponent, identified or not (for a findings
+    table): arch, exponent ("data (D)", "parameters (N)", "compute (C)"), law, value, stderr,
+    ci_low, ci_high (95%), identified, note (the reason when there is no identified law, or the
+    AICc fallback)."""
+    rows = []
+    groups = [("data (D)", data_fits), ("parameters (N)", param_fits), ("compute (C)", frontier_fits or {})]
+    for label, fits in groups:
+        for arch, f in fits.items():
+            compute = isinstance(f, FrontierFit)
+            note = f.reason if not f.ok else ("; ".join(f.notes) if compute else f.fallback or "")
+            row = {"arch": arch, "exponent": label, "law": f.law if f.ok else None, "value": np.nan,
+                   "stderr": np.nan, "ci_low": np.nan, "ci_high": np.nan, "identified": f.ok, "note": note}
+            if f.ok:
+                p = f.fit.params["gamma" if compute else f.exponent]
+                row.update(value=p.value, stderr=p.stderr, ci_low=p.ci_low, ci_high=p.ci_high)
+            rows.append(row)
+    return pd.DataFrame(rows, columns=["arch", "exponent", "law", "value", "stderr", "ci_low", "ci_high", "identified",
+                                       "note"])
 
 
 def exponent_rows(data_fits: Mapping[str, SeriesFit], param_fits: Mapping[str, SeriesFit],
