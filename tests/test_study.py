@@ -207,12 +207,15 @@ def test_chart_builders_for_the_study_pages(fits):
 
     params = fits["params"]
     checks = studies.extrapolation(params)
-    fit = checks.set_index("arch").loc["transformer", "_fit"]
+    check = checks.set_index("arch").loc["transformer"]
+    fit = check["_fit"]
     s = params["transformer"]
     pts = s.points.rename(columns={"mean": "val_loss"}).assign(held_out=lambda d: d["params"] == d["params"].max())
-    spec = charts.extrapolation(pts, "params", "val_loss", fit).to_dict()
+    spec = charts.extrapolation(pts, "params", "val_loss", fit, x_max=check["x_reach"]).to_dict()
     roles = {r["role"] for rows in spec["datasets"].values() for r in rows if "role" in r}
     assert roles == {"fitted", "held out (measured)"}
+    curve_x = [r["x"] for rows in spec["datasets"].values() for r in rows if "upper" in r]
+    assert max(curve_x) >= check["x_reach"] * (1 - 1e-9)  # the prediction band reaches half a decade beyond
     spec = charts.exponents(studies.exponent_rows(fits["data"], params)).to_dict()
     assert spec["facet"]["field"] == "exponent" and spec["resolve"]["scale"]["x"] == "independent"
 
