@@ -239,6 +239,8 @@ class FitResult:
             lines += ["", "  correlations: " + ", ".join(pairs)]
         if not self.errorbars:
             lines += ["", f"  NO ERROR BARS: {self.errorbars_note}"]
+        if not self.identified:
+            lines += ["", f"  NOT IDENTIFIED by these points: {'; '.join(self.why_not)}"]
         for w in self.warnings:
             lines.append(f"  warning: {w}")
         for note in self.notes:
