@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from matscale.errors import ConfigError, MatscaleError
-from matscale.study.fits import main_rows, not_identified_text, plateau, zero_force_error
+from matscale.study.fits import main_rows, plateau, zero_force_error
 from matscale.study.results import Y, trainable
 
 FRONTIER_TEXT = {"frontier": "L_inf + F C^-gamma", "frontier_power": "F C^-gamma"}
@@ -111,7 +111,8 @@ def frontier(table: pd.DataFrame, curve_rows: pd.DataFrame, archs: Sequence[str]
                 break
         if res.fit is None:
             if res.fits:
-                res.reason = "not identified by these points: " + not_identified_text(res.fits, list(res.fits))
+                res.reason = "not identified by these points: " + ", ".join(
+                    f"{FRONTIER_TEXT[law]} ({'; '.join(f.why_not)})" for law, f in res.fits.items())
             else:
                 res.reason = (f"the Pareto front of final points has {len(front)} point(s); F C^-gamma needs at "
                               "least 4 to be identified" + (f" ({'; '.join(res.notes)})" if res.notes else ""))
