@@ -211,3 +211,31 @@ def test_exponent_table_lists_identified_and_unidentified_exponents():
     t = rows.loc[("transformer", "data (D)")]
     assert not t["identified"] and np.isnan(t["value"]) and "zero-force baseline" in t["note"]
     assert not rows.loc[("schnet", "parameters (N)"), "identified"]  # one size: no series
+
+
+def test_pages_show_the_checks_of_a_study_with_roles(tmp_path):
+    """A sweep file with "lr" and "budget" points, through results() to the pages' check sections."""
+    from conftest import build_synthetic_study
+
+    from matscale.study import pages
+
+    seeds = [0, 1, 2]
+    spec = {"name": "roles", "base": {"epochs": 3, "batch_size": 16, "val_frac": 0.1, "lr": 0.001,
+                                      "max_steps": 40},
+            "grid": {"arch": {"schnet": {"size": ["xs"], "frac": [0.01, 0.02, 0.05, 0.1, 0.2], "seed": seeds}}},
+            "points": [{"arch": "schnet", "size": "xs", "frac": 0.05, "seed": s, "lr": lr, "role": "lr"}
+                       for lr in (1e-4, 1e-2) for s in seeds]
+            + [{"arch": "schnet", "size": "xs", "frac": f, "seed": s, "max_steps": 20, "role": "budget"}
+               for f in (0.01, 0.02, 0.05, 0.1, 0.2) for s in seeds]}
+    path = build_synthetic_study(tmp_path, spec, skip=set(), fail=set())
+    root = tmp_path / "runs"
+    table = pages.R.results(path, root)
+    assert set(table["role"]) == {"main", "lr", "budget"} and set(table["max_steps"]) == {20, 40}
+    lr = pages.training_dynamics(path, root).tables["lr_check"].reset_index()
+    assert sorted(lr["lr"]) == [1e-4, 1e-3, 1e-2] and (lr["n"] == 3).all() and (lr["steps"] == 40).all()
+    data = pages.data_scaling(path, root)
+    budget = data.tables["budget"].loc["schnet"]
+    assert budget["steps_main"] == 40 and budget["steps_budget"] == 20 and budget["runs"] == 15
+    assert budget["verdict"] in ("alpha changes beyond its uncertainty", "alpha does not change beyond its uncertainty")
+    s = F.scaling(table, "data", ["schnet"])["schnet"]
+    assert set(s.runs["role"]) == {"main"} and s.sigma is not None  # three seeds: weighted
