@@ -135,8 +135,9 @@ def comparison(data_fits: Mapping[str, SeriesFit], param_fits: Mapping[str, Seri
             if f is not None and f.ok:
                 p = f.fit.params["gamma"]
                 row["compute exponent γ"] = format_estimate(p.value, p.stderr, p.ci_low, p.ci_high, digits)
+                row["compute law"] = f.law
             else:
-                row["compute exponent γ"] = "—"
+                row["compute exponent γ"], row["compute law"] = "—", "—"
                 if f is not None:
                     notes.append(f"compute: {f.reason}")
         if joint_fits is not None:
