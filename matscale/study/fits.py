@@ -129,7 +129,7 @@ def fit_series(runs: pd.DataFrame, x: str, y: str = Y, laws: Sequence[str] | Non
     n = len(points)
     if n < 3:
         out.reason = (f"{n} distinct {AXIS_TITLES.get(x, x)} value(s) with finished runs; a power law needs "
-                      "at least 3 to be fitted with error bars")
+                      "at least 3 to be fitted and 4 to be identified")
         return out
     sigma, note = weights(points)
     out.sigma = sigma
