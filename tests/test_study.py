@@ -109,8 +109,32 @@ def test_too_few_runs_give_a_reason_not_an_error(synthetic):
     assert row["data exponent"] == "—" and "data:" in row["notes"]
 
 
-def test_joint_fit_and_compute_optimal_allocation(fits):
-    joint = fits["joint"]
+@pytest.fixture(scope="module")
+def grid_study(tmp_path_factory):
+    """(sweep file, runs root) of a grid: every arch at 4 sizes x 3 fractions, one seed."""
+    from conftest import build_synthetic_study
+
+    folder = tmp_path_factory.mktemp("grid-study")
+    spec = {"name": "grid", "base": {"epochs": 3, "batch_size": 16, "val_frac": 0.1, "lr": 0.001},
+            "grid": {"arch": {arch: {"size": sizes[:4], "frac": [0.02, 0.05, 0.2], "seed": [0]}
+                              for arch, sizes in SIZES.items()}}}
+    return build_synthetic_study(folder, spec, skip=set(), fail=set()), folder / "runs"
+
+
+def test_the_cross_design_does_not_identify_the_joint_law(fits):
+    for arch in TRUE:
+        j = fits["joint"][arch]
+        assert not j.ok and j.optimal is None
+        assert j.reason.startswith("not identified: the runs are not a grid (5 data size(s) D, ")
+        assert "at most 1 N shared by two D" in j.reason
+    assert studies.allocation(fits["joint"], [1e12]).empty
+
+
+def test_joint_fit_and_compute_optimal_allocation(grid_study):
+    from matscale.study import pages
+
+    table = studies.results(*grid_study)
+    joint = studies.joint(table)
     for arch, truth in TRUE.items():
         j = joint[arch]
         assert j.ok, j.reason
@@ -125,10 +149,16 @@ def test_joint_fit_and_compute_optimal_allocation(fits):
     small = alloc[alloc["compute C (FLOPs)"] == 1e12]
     assert (big["N* (parameters)"].to_numpy() > small["N* (parameters)"].to_numpy()).all()
     pts, slices = studies.joint_slices(joint["transformer"], along="params")
-    assert len(slices) == 1 and len(pts) == len(SIZES["transformer"])  # one D with several sizes
+    assert len(slices) == 3 and len(pts) == 12  # three D, each with four sizes
     x = np.array([1e4, 1e5])
     lo, hi = next(iter(slices.values())).band(x)
     assert (lo < next(iter(slices.values())).predict(x)).all() and (hi > lo).all()
+    page = pages.joint_scaling(*grid_study)
+    a = page.tables["exponents"].loc["schnet", "a (N* ∝ C^a)"]
+    assert "±" in a and "[" in a
+    assert float(a.split()[0]) == pytest.approx(0.35 / (0.45 + 0.35), abs=0.1)  # a = beta / (alpha + beta)
+    params = page.tables["parameters_schnet"]
+    assert list(params.index) == ["E", "A", "alpha", "B", "beta"] and params["identified"].all()
 
 
 def test_frontier_and_overall_front(synthetic, fits):
@@ -149,18 +179,23 @@ def test_extrapolation_predicts_the_held_out_runs(fits):
     checks = studies.extrapolation(fits["params"])
     t = checks.set_index("arch").loc["transformer"]
     assert t["x"] == fake_params("transformer", "xl") and t["n_fit"] == 4
-    assert t["lower"] < t["predicted"] < t["upper"] and abs(t["rel_error"]) < 0.05
-    assert t["inside"] in (True, False)
+    # 4 points do not identify the 3-parameter power_floor the full series chose: power is used
+    assert t["law"] == "power" and fits["params"]["transformer"].law == "power_floor"
+    assert t["lower"] < t["conf_lower"] < t["predicted"] < t["conf_upper"] < t["upper"]
+    assert abs(t["rel_error"]) < 0.2 and t["inside"] in (True, False)
+    assert t["x_reach"] >= fake_params("transformer", "l") * 10 ** 0.5 * (1 - 1e-9)
 
 
 def test_comparison_table_lists_every_exponent(fits):
     data, params, fronts = fits["data"], fits["params"], fits["fronts"]
     table_ = studies.comparison(data, params, fronts, fits["joint"])
     assert list(table_.index) == ["transformer", "schnet"]
-    for col in ("data exponent", "parameters exponent", "compute exponent γ", "joint α (N)", "joint β (D)",
-                "a = β/(α+β)"):
+    for col in ("data exponent", "parameters exponent", "compute exponent γ"):
         assert table_[col].str.contains("±").all(), col
         assert table_[col].str.contains(r"\[").all(), col
+    for col in ("joint α (N)", "joint β (D)", "a = β/(α+β)"):  # a cross is not a grid
+        assert (table_[col] == "—").all(), col
+    assert table_["notes"].str.contains("joint: not identified: the runs are not a grid").all()
     rows = studies.exponent_rows(data, params, fronts)
     assert set(rows["exponent"]) == {"data (D)", "parameters (N)", "compute (C)"} and len(rows) == 6
     assert studies.format_estimate(0.3123, 0.021, 0.27, 0.36) == "0.312 ± 0.021 [0.27, 0.36]"
@@ -172,12 +207,15 @@ def test_chart_builders_for_the_study_pages(fits):
 
     params = fits["params"]
     checks = studies.extrapolation(params)
-    fit = checks.set_index("arch").loc["transformer", "_fit"]
+    check = checks.set_index("arch").loc["transformer"]
+    fit = check["_fit"]
     s = params["transformer"]
     pts = s.points.rename(columns={"mean": "val_loss"}).assign(held_out=lambda d: d["params"] == d["params"].max())
-    spec = charts.extrapolation(pts, "params", "val_loss", fit).to_dict()
+    spec = charts.extrapolation(pts, "params", "val_loss", fit, x_max=check["x_reach"]).to_dict()
     roles = {r["role"] for rows in spec["datasets"].values() for r in rows if "role" in r}
     assert roles == {"fitted", "held out (measured)"}
+    curve_x = [r["x"] for rows in spec["datasets"].values() for r in rows if "upper" in r]
+    assert max(curve_x) >= check["x_reach"] * (1 - 1e-9)  # the prediction band reaches half a decade beyond
     spec = charts.exponents(studies.exponent_rows(fits["data"], params)).to_dict()
     assert spec["facet"]["field"] == "exponent" and spec["resolve"]["scale"]["x"] == "independent"
 

@@ -216,12 +216,15 @@ def extrapolation(
     width: int = 360,
     height: int = 260,
     title: str | None = None,
+    x_max: float | None = None,
 ) -> alt.LayerChart:
     """A law fitted to the smaller runs, extended to the held-out ones: does its band cover them?
 
     `points` has one row per point with a boolean `held_out` column: fitted points are drawn
     filled, held-out (measured) points as red diamonds. The fitted curve and its band (at
-    `level`) span all points, so the band at a held-out x is the prediction being tested.
+    `level`) span all points (and reach `x_max` when it lies beyond them), so the band at a
+    held-out x is the prediction being tested; pass a prediction band (predict/band, e.g.
+    matscale.study.extrapolate.PredictionBand) to test a new measurement, not the mean law.
     """
     need = [x, y, held_out] + ([sigma] if sigma else [])
     _require(points, need, "the points table")
@@ -233,7 +236,10 @@ def extrapolation(
     data["role"] = np.where(data[held_out].astype(bool), "held out (measured)", "fitted")
     xs = alt.X(f"{x}:Q", title=axis_title(x), scale=_scale(True))
     ys = alt.Y(f"{y}:Q", title=axis_title(y), scale=_scale(True))
-    grid = _grid(data[x].to_numpy(dtype=float), n_grid, True, 1.0)
+    xs_all = data[x].to_numpy(dtype=float)
+    if x_max is not None and np.isfinite(x_max) and x_max > 0:
+        xs_all = np.append(xs_all, float(x_max))
+    grid = _grid(xs_all, n_grid, True, 1.0)
     layers = _fit_layers({"fit": fit_result}, grid, axis_title(x), axis_title(y), None, True, True,
                          level, "curve")
     if sigma:

@@ -252,6 +252,8 @@ def finish(problem: Problem, sol: Solution, *, ci: str = "auto", bootstrap: int 
         data=pd.DataFrame(data), covariance=cov_df, correlations=corr_df, samples=samples,
         errorbars_note=None if errorbars else errorbars_note, warnings=warnings, notes=notes,
         n_starts=sol.n_starts, n_agree=sol.n_agree, lmfit_result=sol.result,
+        at_bounds=tuple(r.name for r in law.reported if r.pivot in sol.at_bounds),
+        log_params=tuple(r.name for r in law.reported if r.log),
         _problem=original, _theta=sol.theta, _cov=sol.cov, _theta_samples=theta_samples,
     )
 

@@ -155,9 +155,9 @@ def run(args) -> tuple[dict, str]:
         text = "AICc ranking (lower is better; same data, loss and weights for every law)\n"
         text += table.to_string(index=False, float_format=lambda v: f"{v:.4g}")
         return {"compare": rows, "best": rows[0]["law"], "n_points": int(table["n_points"].iloc[0])}, text
-    if args.law == "frontier" and args.run:
+    if args.law in ("frontier", "frontier_power") and args.run:
         fit = fit_frontier(df, _column(df, args.x, "--x").name, args.y, _column(df, args.run, "--run").name,
-                           log=args.log, loss=args.loss, huber_delta=args.huber_delta, n_starts=args.n_starts,
+                           law=args.law, log=args.log, loss=args.loss, huber_delta=args.huber_delta, n_starts=args.n_starts,
                            seed=args.seed, **uncertainty)
     elif args.law == "joint":
         N = _column(df, args.n, "--n").to_numpy(float)

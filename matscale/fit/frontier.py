@@ -46,14 +46,17 @@ def compute_frontier(curves: pd.DataFrame, flops_col: str = "flops", loss_col: s
 
 
 def fit_frontier(curves: pd.DataFrame, flops_col: str = "flops", loss_col: str = "loss", run_col: str = "run",
-                 *, log: bool = False, loss: str = "lsq", huber_delta: float = 1e-3, n_starts: int = 4,
+                 *, law: str = "frontier", log: bool = False, loss: str = "lsq", huber_delta: float = 1e-3, n_starts: int = 4,
                  bootstrap: int = 0, ci: str = "auto", ci_level: float = 0.95, seed: int = 0):
-    """Fit L(C) = L_inf + F C^-gamma to the compute frontier of `curves`.
+    """Fit L(C) = L_inf + F C^-gamma (law "frontier"; "frontier_power": F C^-gamma, no floor)
+    to the compute frontier of `curves`.
 
     The FitResult's `data` holds the front (with the run of each point); with bootstrap=K
     the intervals come from K resamples of whole runs.
     """
-    law = get_law("frontier")
+    if law not in ("frontier", "frontier_power"):
+        raise FitError(f"a compute frontier is fitted with law 'frontier' or 'frontier_power', not {law!r}")
+    law = get_law(law)
     front = compute_frontier(curves, flops_col, loss_col, run_col)
     x, y = front[flops_col].to_numpy(float), front[loss_col].to_numpy(float)
     problem = make_problem(law, {"x": x}, y, log=log, loss=loss, huber_delta=huber_delta)

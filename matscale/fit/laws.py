@@ -310,7 +310,14 @@ _add(Law(
     _power_floor, _cand_power_floor, "compute frontier (Pareto front of FLOPs vs loss)",
 ))
 
-ONE_D_LAWS = tuple(n for n, law in LAWS.items() if law.inputs == ("x",) and n != "frontier")
+_add(Law(
+    "frontier_power", "L = F * C^-gamma", ("x",), ("lnF", "gamma"),
+    (_amp("F", "gamma", internal="lnF"), Reported("gamma", "gamma", meaning="compute exponent")),
+    _power, _cand_power, "compute frontier without a floor (the fallback when the front does not identify L_inf)",
+))
+
+FRONTIER_LAWS = ("frontier", "frontier_power")
+ONE_D_LAWS = tuple(n for n, law in LAWS.items() if law.inputs == ("x",) and n not in FRONTIER_LAWS)
 
 
 def get_law(name: str) -> Law:

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from matscale.errors import FitError
-from matscale.fit import uncertainty
+from matscale.fit import identify, uncertainty
 from matscale.fit.engine import Problem
 from matscale.fit.inputs import as_array
 
@@ -86,6 +86,8 @@ class FitResult:
     notes: list[str] = field(default_factory=list)
     n_starts: int = 1
     n_agree: int = 1
+    at_bounds: tuple[str, ...] = ()  # reported parameters whose fitted value is a bound of the fit
+    log_params: tuple[str, ...] = ()  # reported parameters fitted on the ln scale (amplitudes, breaks)
     lmfit_result: lmfit.minimizer.MinimizerResult | None = None
     _problem: Problem | None = field(default=None, repr=False)
     _theta: np.ndarray | None = field(default=None, repr=False)
@@ -104,6 +106,27 @@ class FitResult:
     @property
     def dof(self) -> int:
         return self.n_points - self.n_params
+
+    # --- identification (matscale.fit.identify: the one rule) ----------------------------
+    @property
+    def identified(self) -> bool:
+        """True when these points determine every parameter (see matscale.fit.identify)."""
+        return identify.identification(self)[0]
+
+    @property
+    def why_not(self) -> list[str]:
+        """Short reasons the law is not identified ([] when it is)."""
+        return identify.identification(self)[1]
+
+    @property
+    def note(self) -> str:
+        """The one short note of this fit: why it is not identified, other warnings ('' if none)."""
+        return identify.note(self)
+
+    def parameters(self, **label) -> pd.DataFrame:
+        """Tidy parameter table: [label columns,] law, parameter, value, stderr, ci_low, ci_high
+        (the interval at `ci_level`, NaN where open), identified."""
+        return pd.DataFrame(identify.parameter_rows(self, label or None))
 
     # --- evaluation ---------------------------------------------------------------------
     def _U(self, inputs) -> dict[str, np.ndarray]:
@@ -176,6 +199,8 @@ class FitResult:
             "ci_level": self.ci_level,
             "errorbars": self.errorbars,
             "warnings": list(self.warnings),
+            "identified": self.identified,
+            "why_not": self.why_not,
             "x_ref": {k: _num(v) for k, v in self.x_ref.items()},
         }
         if self.correlations is not None:
@@ -214,6 +239,8 @@ class FitResult:
             lines += ["", "  correlations: " + ", ".join(pairs)]
         if not self.errorbars:
             lines += ["", f"  NO ERROR BARS: {self.errorbars_note}"]
+        if not self.identified:
+            lines += ["", f"  NOT IDENTIFIED by these points: {'; '.join(self.why_not)}"]
         for w in self.warnings:
             lines.append(f"  warning: {w}")
         for note in self.notes:

@@ -27,7 +27,7 @@ def compute_scaling(study="default", runs_root="runs", archs: Sequence[str] | No
     if curves.empty:
         page.md("all", "No finished runs yet.")
     else:
-        front_all = F.overall_front(curves)
+        front_all = F.overall_front(curves, table)
         page.chart("all", "compute_all", charts.frontier(curves, front_all, None, color="arch",
                                                          title="validation loss vs training FLOPs"))
         page.table("all", "overall_front", front_all.groupby("arch").size().rename("points on the overall front")
@@ -42,7 +42,11 @@ def compute_scaling(study="default", runs_root="runs", archs: Sequence[str] | No
         page.chart("archs", f"compute_{arch}", charts.frontier(f.curves, f.front, f.fit, color="size",
                                                                title=f"{arch}: compute frontier"))
         if f.ok:
-            page.print("archs", f.fit.table())
+            page.md("archs", f"Shown: `{f.fit.formula}`, 95% CI ({f.fit.ci_method}).")
+            page.table("archs", f"parameters_{arch}", f.fit.parameters().drop(columns=["law"]).set_index("parameter"))
+            note = "; ".join([*f.notes, f.fit.note] if f.fit.note else f.notes)
+            if note:
+                page.md("archs", f"Note: {note}.")
     return page
 
 
@@ -58,7 +62,10 @@ def joint_scaling(study="default", runs_root="runs", archs: Sequence[str] | None
         if not j.ok:
             page.md("joint", f"No joint fit: {j.reason}.")
             continue
-        page.print("joint", j.fit.table())
+        page.md("joint", f"`{j.fit.formula}`, 95% CI ({j.fit.ci_method}).")
+        page.table("joint", f"parameters_{arch}", j.fit.parameters().drop(columns=["law"]).set_index("parameter"))
+        if j.fit.note:
+            page.md("joint", f"Note: {j.fit.note}.")
         for along, color, fixed in (("params", "D", "data size D"), ("n_train", "N", "model size N")):
             pts, slices = F.joint_slices(j, along=along)
             if slices:
@@ -83,7 +90,7 @@ def joint_scaling(study="default", runs_root="runs", archs: Sequence[str] | None
         s = (param_fits if check["kind"] == "params" else data_fits)[check["arch"]]
         pts = T.extrapolation_points(s, check["x"]).rename(columns={s.x: LABELS[s.x]})
         page.chart("extrapolation_charts", f"extrapolation_{check['arch']}_{check['kind']}", charts.extrapolation(
-            pts, LABELS[s.x], "val_loss", fit, sigma="sigma",
+            pts, LABELS[s.x], "val_loss", fit, sigma="sigma", x_max=check["x_reach"],
             title=f"{check['arch']}: {check['law']} law fitted to the smaller runs"))
     return page
 

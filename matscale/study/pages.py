@@ -4,9 +4,10 @@
     page.show("fits")                                     # in the notebook: one section
     page.tables["summary"], page.charts["data_scaling"], page.text   # for tests and reuse
 
-A `Page` is an ordered set of sections; each holds markdown, tables, printed fit reports and
-charts (a chart's name is its figure file, `_build/figures/<name>.svg`). The notebooks only
-narrate and call `show`, so what a page computes lives in one tested place.
+A `Page` is an ordered set of sections; each holds markdown, tables (a fit is a tidy parameter
+table and one short note, never lmfit's text report) and charts (a chart's name is its figure
+file, `_build/figures/<name>.svg`). The notebooks only narrate and call `show`, so what a
+page computes lives in one tested place.
 Pages: study, training_dynamics, data_scaling, parameter_scaling, compute_scaling,
 joint_scaling, architectures, equivariance (dataset: matscale.study.dataset_page).
 """
@@ -168,6 +169,13 @@ def training_dynamics(study="default", runs_root="runs", archs: Sequence[str] | 
     done = physical_errors(R.trainable(table[table["finished"]]))
     page.table("errors", "errors", done[["arch", "size", "frac", "seed", "params", "n_train", "val_loss",
                                          *PHYSICAL_MEV]].sort_values(["arch", "params", "n_train"]).reset_index(drop=True))
+    from matscale.study.checks import lr_check
+
+    lr = lr_check(table[table["arch"].isin(archs + R.baseline_archs(table["arch"]))])
+    if len(lr):
+        page.table("lr", "lr_check", lr.set_index(["arch", "size", "lr"]))
+    else:
+        page.md("lr", "This study has no learning-rate check (no runs with role `lr`).")
     return page
 
 
@@ -234,15 +242,33 @@ def _scaling(kind: str, study, runs_root, archs) -> Page:
             reference=_floor(table), title=f"validation loss vs {LABELS[x].replace('_', ' ')}"))
     for arch, s in fits.items():
         page.md("laws", f"### {arch}")
-        if s.reason and s.comparison is None:
+        if s.comparison is None:
             page.md("laws", f"No fit: {s.reason}.")
             continue
         page.md("laws", f"{len(s.points)} points over {s.span_decades():.2f} decades, fixed "
                         f"{'size' if s.kind == 'data' else 'fraction'}: {s.at}. " + " ".join(s.notes))
-        page.table("laws", f"comparison_{arch}", s.comparison.drop(columns=["rank"]).set_index("law"))
+        page.table("laws", f"comparison_{arch}", s.comparison.drop(columns=["rank", "error"]).set_index("law"))
         if s.ok:
-            page.md("laws", f"Preferred law: **{s.law}** (`{s.fit.formula}`)")
-            page.print("laws", s.fit.table())
+            page.md("laws", f"Shown law: **{s.law}** (`{s.fit.formula}`), 95% CI ({s.fit.ci_method})"
+                            + (f"; {s.fallback}." if s.fallback else "."))
+            page.table("laws", f"parameters_{arch}", s.fit.parameters().drop(columns=["law"]).set_index("parameter"))
+            if s.fit.note:
+                page.md("laws", f"Note: {s.fit.note}.")
+        else:
+            page.md("laws", f"**{s.reason[0].upper() + s.reason[1:]}.**")
+    forecast = F.forecast(fits)
+    if len(forecast):
+        page.table("forecast", "forecast", forecast.set_index(["arch", "decades beyond"]))
+    page.table("terms", "terms", F.term_exponents(table, archs, kinds=(kind,)).set_index(["arch", "term"]))
+    if kind == "data":
+        from matscale.study.checks import budget_check
+
+        budget = budget_check(table, archs)
+        if budget["verdict"].notna().any():
+            page.table("budget", "budget", budget.set_index("arch"))
+        else:
+            page.md("budget", "No budget-sensitivity result: " + "; ".join(
+                dict.fromkeys(f"{r.arch}: {r.reason}" for r in budget.itertuples())) + ".")
     return page
 
 

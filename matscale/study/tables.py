@@ -2,6 +2,9 @@
 
     format_estimate(value, stderr, low, high) -> '0.312 ± 0.021 [0.27, 0.36]'  (the one formatter)
     fit_points(fits), fit_summary(fits), allocation(joint fits, budgets)
+    exponent_table(data, params, frontier fits) -> every exponent, identified or not, with its note
+    parameters(fits) -> tidy parameters (arch, law, parameter, value, stderr, ci_low, ci_high, identified)
+    fit_notes(fits) -> one short note per fit (arch, law, note)
     comparison(data, params, frontier, joint fits) -> DataFrame   exponents ± CI side by side
     exponent_rows(...) (for the chart)
 """
@@ -29,7 +32,8 @@ def fit_points(fits: Mapping[str, SeriesFit]) -> pd.DataFrame:
 
 def fit_summary(fits: Mapping[str, SeriesFit]) -> pd.DataFrame:
     """One row per arch: fixed setting, points, span in decades, law, exponent name, its estimate
-    as 'value ± stderr [95% CI]' and as numbers, AICc, and the reason when there is no fit."""
+    as 'value ± stderr [95% CI]' and as numbers, AICc, identified, and a note: the reason when
+    there is no fit, or which better-ranked laws these points do not identify."""
     rows = []
     for arch, s in fits.items():
         row = {"arch": arch, "fixed at": s.at, "points": len(s.points),
@@ -39,12 +43,36 @@ def fit_summary(fits: Mapping[str, SeriesFit]) -> pd.DataFrame:
             row.update({"law": s.law, "exponent": s.exponent,
                         "estimate": format_estimate(p.value, p.stderr, p.ci_low, p.ci_high),
                         "value": p.value, "stderr": p.stderr, "ci_low": p.ci_low, "ci_high": p.ci_high,
-                        "AICc": s.fit.aicc, "note": ""})
+                        "AICc": s.fit.aicc, "identified": True, "note": s.fallback or ""})
         else:
             row.update({"law": None, "exponent": None, "estimate": "—", "value": np.nan, "stderr": np.nan,
-                        "ci_low": np.nan, "ci_high": np.nan, "AICc": np.nan, "note": s.reason})
+                        "ci_low": np.nan, "ci_high": np.nan, "AICc": np.nan, "identified": False, "note": s.reason})
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def parameters(fits: Mapping[str, object]) -> pd.DataFrame:
+    """Tidy parameter table of each arch's shown fit (SeriesFit, FrontierFit or JointFit with a
+    fit): arch, law, parameter, value, stderr, ci_low, ci_high (95% CI, NaN where open),
+    identified. A fit that is not identified shows no parameters (its reason says why)."""
+    frames = [f.fit.parameters(arch=arch) for arch, f in fits.items() if getattr(f, "fit", None) is not None]
+    cols = ["arch", "law", "parameter", "value", "stderr", "ci_low", "ci_high", "identified"]
+    return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
+
+
+def fit_notes(fits: Mapping[str, object]) -> pd.DataFrame:
+    """One short note per arch's fit: arch, law, note (why there is no identified fit, the AICc
+    fallback, and any other warning of the shown fit)."""
+    rows = []
+    for arch, f in fits.items():
+        fit = getattr(f, "fit", None)
+        parts = [f.reason] if fit is None and f.reason else []
+        parts.append(getattr(f, "fallback", None) or next((n for n in getattr(f, "notes", []) if "fallback" in n), ""))
+        parts += [fit.note] if fit is not None else []
+        note = "; ".join(dict.fromkeys(p.rstrip(".") for p in parts if p))
+        rows.append({"arch": arch, "law": getattr(f, "law", None) or (fit.law if fit is not None else None),
+                     "note": note})
+    return pd.DataFrame(rows, columns=["arch", "law", "note"])
 
 
 def format_estimate(value, stderr=None, low=None, high=None, digits: int = 3) -> str:
@@ -107,8 +135,9 @@ def comparison(data_fits: Mapping[str, SeriesFit], param_fits: Mapping[str, Seri
             if f is not None and f.ok:
                 p = f.fit.params["gamma"]
                 row["compute exponent γ"] = format_estimate(p.value, p.stderr, p.ci_low, p.ci_high, digits)
+                row["compute law"] = f.law
             else:
-                row["compute exponent γ"] = "—"
+                row["compute exponent γ"], row["compute law"] = "—", "—"
                 if f is not None:
                     notes.append(f"compute: {f.reason}")
         if joint_fits is not None:
@@ -123,9 +152,32 @@ def comparison(data_fits: Mapping[str, SeriesFit], param_fits: Mapping[str, Seri
                 row["joint α (N)"] = row["joint β (D)"] = row["a = β/(α+β)"] = "—"
                 if j is not None:
                     notes.append(f"joint: {j.reason}")
-        row["notes"] = "; ".join(notes)
+        flat = [n for n in notes if "does not beat the zero-force baseline" in n]
+        row["notes"] = flat[0].split(": ", 1)[1] if flat else "; ".join(notes)  # one plateau reason says it all
         rows.append(row)
     return pd.DataFrame(rows).set_index("arch")
+
+
+def exponent_table(data_fits: Mapping[str, SeriesFit], param_fits: Mapping[str, SeriesFit],
+                   frontier_fits: Mapping[str, FrontierFit] | None = None) -> pd.DataFrame:
+    """Every arch's data, parameter and compute exponent, identified or not (for a findings
+    table): arch, exponent ("data (D)", "parameters (N)", "compute (C)"), law, value, stderr,
+    ci_low, ci_high (95%), identified, note (the reason when there is no identified law, or the
+    AICc fallback)."""
+    rows = []
+    groups = [("data (D)", data_fits), ("parameters (N)", param_fits), ("compute (C)", frontier_fits or {})]
+    for label, fits in groups:
+        for arch, f in fits.items():
+            compute = isinstance(f, FrontierFit)
+            note = f.reason if not f.ok else ("; ".join(f.notes) if compute else f.fallback or "")
+            row = {"arch": arch, "exponent": label, "law": f.law if f.ok else None, "value": np.nan,
+                   "stderr": np.nan, "ci_low": np.nan, "ci_high": np.nan, "identified": f.ok, "note": note}
+            if f.ok:
+                p = f.fit.params["gamma" if compute else f.exponent]
+                row.update(value=p.value, stderr=p.stderr, ci_low=p.ci_low, ci_high=p.ci_high)
+            rows.append(row)
+    return pd.DataFrame(rows, columns=["arch", "exponent", "law", "value", "stderr", "ci_low", "ci_high", "identified",
+                                       "note"])
 
 
 def exponent_rows(data_fits: Mapping[str, SeriesFit], param_fits: Mapping[str, SeriesFit],
@@ -152,9 +204,12 @@ def frontier_table(fronts: Mapping[str, FrontierFit]) -> pd.DataFrame:
     for arch, f in fronts.items():
         row = {"arch": arch, "runs": f.curves["run_id"].nunique() if len(f.curves) else 0, "front points": len(f.front)}
         if f.ok:
+            row["law"] = f.fit.formula
             for name in ("gamma", "L_inf", "F"):
-                p = f.fit.params[name]
-                row[name] = format_estimate(p.value, p.stderr, p.ci_low, p.ci_high)
+                p = f.fit.params.get(name)
+                row[name] = "— (no floor in this law)" if p is None else format_estimate(p.value, p.stderr, p.ci_low,
+                                                                                          p.ci_high)
+            row["note"] = "; ".join(f.notes)
         else:
             row["note"] = f.reason
         rows.append(row)
