@@ -20,6 +20,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from matscale.study import fits as F
+from matscale.study import sentences as S
 from matscale.study import tables as T
 
 R = importlib.import_module("matscale.study.results")  # the module; the package's `results` is the function
@@ -61,6 +62,11 @@ class Page:
     @property
     def charts(self) -> dict[str, Any]:
         return dict(self._items("chart"))
+
+    @property
+    def finding(self) -> str:
+        """The page's finding: the one or two sentences it opens with (section "finding")."""
+        return "\n\n".join(str(v) for k, _, v in self.sections.get("finding", []) if k == "md")
 
     @property
     def text(self) -> str:
@@ -119,6 +125,7 @@ def study(study="default", runs_root="runs", archs: Sequence[str] | None = None,
     from matscale.sweep import load
 
     page, table, archs = _start("study", study, runs_root, archs)
+    page.md("finding", S.study(table))
     path = R.study_path(study)
     page.md("file", f"`{path.name}`\n\n```yaml\n{path.read_text().strip()}\n```")
     plan = R.plan(study)
@@ -158,6 +165,7 @@ def training_dynamics(study="default", runs_root="runs", archs: Sequence[str] | 
     model, loss curves of its data fractions; the final errors of every run."""
     page, table, archs = _start("training_dynamics", study, runs_root, archs)
     curves = R.curves(table, runs_root)
+    page.md("finding", S.convergence(curves))
     base = R.baselines(table)
     if len(base):
         page.md("status", "Closed-form baselines (validation loss every model must beat): "
@@ -216,6 +224,7 @@ def _scaling(kind: str, study, runs_root, archs) -> Page:
     name = "data_scaling" if kind == "data" else "parameter_scaling"
     page, table, archs = _start(name, study, runs_root, archs)
     fits = F.scaling(table, kind, archs)
+    page.md("finding", S.scaling(fits, kind))
     fixed = "size" if kind == "data" else "data fraction"
     summary = T.fit_summary(fits).rename(columns={"fixed at": fixed})
     page.table("summary", "summary", summary[["arch", fixed, "points", "decades", "law", "exponent", "estimate",
