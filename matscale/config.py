@@ -51,8 +51,14 @@ class TrainConfig:
                                          group="data")
     frac: float = _f(0.01, "fraction of the training split to train on (nested across fractions)",
                      unit="fraction, (0, 1]", group="data")
+    frac_by: str = _f("parent", "what frac draws: whole parent trajectories (parent) or single structures "
+                                "(structure: reaches below one parent per subset)", choices=("parent", "structure"),
+                      hashed="unless_default", group="data")
     val_frac: float = _f(0.1, "fraction of the validation split to validate on (fixed seed 0, "
                               "the same for every run)", unit="fraction, (0, 1]", group="data")
+    val_per_parent: int = _f(0, "validate on this many frames of EVERY validation parent (fixed seed 0) "
+                                "instead of val_frac of the parents (0: val_frac)", unit="frames",
+                             hashed="unless_default", group="data")
     seed: int = _f(0, "seed for the data subset, initialisation and data order", group="data")
     cache_data: bool = _f(True, "keep decoded structures in memory", hashed=False, group="data")
     num_workers: int = _f(0, "DataLoader worker processes", hashed=False, group="data")
@@ -60,7 +66,10 @@ class TrainConfig:
                                       "rotation_augment); results are identical either way",
                                unit="MiB", hashed=False, group="data")
     # -- optimisation --------------------------------------------------------------------
-    epochs: int = _f(15, "passes over the training subset", unit="epochs")
+    epochs: int = _f(15, "passes over the training subset (unused when max_steps > 0)", unit="epochs")
+    max_steps: int = _f(0, "train exactly this many optimiser steps, as many passes as that takes (the last "
+                           "one partial), so runs on different fractions take equal steps (0: epochs decide)",
+                        unit="steps", hashed="unless_default")
     batch_size: int = _f(16, "global batch (all processes together)", unit="structures")
     lr: float = _f(1e-3, "peak learning rate of AdamW (after warm-up)")
     warmup_frac: float = _f(0.01, "share of optimiser steps spent warming up linearly", unit="fraction, [0, 1)")
@@ -80,6 +89,8 @@ class TrainConfig:
                        hashed="unless_default", group="system")
     # -- validation and stopping ---------------------------------------------------------
     val_every: int = _f(1, "validate every N epochs (and after the last)", unit="epochs", group="validation")
+    val_every_steps: int = _f(0, "validate every N optimiser steps instead (and after the last; 0: val_every "
+                                 "epochs decide)", unit="steps", hashed="unless_default", group="validation")
     vis_every: int = _f(0, "write parity data of up to 64 val structures every N epochs (0: off)",
                         unit="epochs", hashed=False, group="validation")
     patience: int = _f(0, "stop after this many validations without improvement (0: never)",
@@ -159,6 +170,12 @@ class TrainConfig:
         _check(all(w >= 0 for w in weights) and sum(weights) > 0,
                "loss weights must be >= 0 and not all zero")
         _check(_int(c, "val_every") >= 1, f"val_every must be >= 1 epoch, got {c.val_every}")
+        _check(_int(c, "max_steps") >= 0, f"max_steps must be >= 0 (0: epochs decide), got {c.max_steps}")
+        _check(_int(c, "val_every_steps") >= 0, f"val_every_steps must be >= 0 (0: val_every epochs), "
+                                                f"got {c.val_every_steps}")
+        _check(_int(c, "val_per_parent") >= 0, f"val_per_parent must be >= 0 frames (0: val_frac), "
+                                               f"got {c.val_per_parent}")
+        _check(c.frac_by in ("parent", "structure"), f"frac_by must be parent or structure, got {c.frac_by!r}")
         _check(_int(c, "vis_every") >= 0, f"vis_every must be >= 0 (0: off), got {c.vis_every}")
         _check(_int(c, "patience") >= 0, f"patience must be >= 0 (0: no early stopping), got {c.patience}")
         _check(_int(c, "num_workers") >= 0, f"num_workers must be >= 0, got {c.num_workers}")

@@ -1,10 +1,21 @@
-"""Seeded, nested, subset-stratified, parent-grouped fractions of a split.
+"""Seeded, nested, subset-stratified fractions of a split, and per-parent selections.
 
-Within each subset, parents are ranked by a seeded hash of their id; a fraction takes the
-shortest prefix of that ranking whose row count is closest to frac × (the subset's rows),
-at least one parent. The ranking does not depend on frac, and the chosen prefix length
-never shrinks as frac grows, so for one seed frac 0.01 ⊂ 0.1 ⊂ 1; all frames of a parent
-(a trajectory, a relaxation, the rattles of one structure) are taken or left together.
+by parent (`select_rows`, the default): within each subset, parents are ranked by a seeded
+hash of their id; a fraction takes the shortest prefix of that ranking whose row count is
+closest to frac × (the subset's rows), at least one parent. The ranking does not depend on
+frac, and the chosen prefix length never shrinks as frac grows, so for one seed
+frac 0.01 ⊂ 0.1 ⊂ 1; all frames of a parent (a trajectory, a relaxation, the rattles of one
+structure) are taken or left together. The smallest fraction is one parent per subset.
+
+by structure (`select_structures`): within each subset, rows are ranked by a seeded hash of
+their index and a fraction takes the first round(frac × rows) (at least one): nested in the
+same way, and able to go below one parent per subset (a data series over two decades needs
+sets of ~60 structures). Frames of one parent may then sit in different fractions; the
+validation split's parents are disjoint from the training split's either way.
+
+per parent (`select_per_parent`): the first `n` rows (seeded hash order) of EVERY parent, so
+a validation set of a few hundred structures covers every validation trajectory instead of
+a few whole ones.
 """
 from __future__ import annotations
 
@@ -25,10 +36,18 @@ def check_frac(frac: float, name: str = "frac") -> float:
     return value
 
 
+FRAC_BY = ("parent", "structure")
+
+
+def _rank(keys, seed: int) -> np.ndarray:
+    """Order (argsort) of `keys` (strings) by a seeded 64-bit hash (ties broken by key)."""
+    hashed = [hashlib.blake2b(f"{int(seed)}\0{k}".encode(), digest_size=8).digest() for k in keys]
+    return np.array(sorted(range(len(keys)), key=lambda i: (hashed[i], str(keys[i]))), dtype=np.int64)
+
+
 def parent_rank(parent_ids: np.ndarray, seed: int) -> np.ndarray:
     """Order (argsort) of `parent_ids` by a seeded 64-bit hash (ties broken by id)."""
-    keys = [hashlib.blake2b(f"{int(seed)}\0{p}".encode(), digest_size=8).digest() for p in parent_ids]
-    return np.array(sorted(range(len(parent_ids)), key=lambda i: (keys[i], str(parent_ids[i]))), dtype=np.int64)
+    return _rank([str(p) for p in parent_ids], seed)
 
 
 def select_rows(subset_of_row: np.ndarray, parent_of_row: np.ndarray, frac: float, seed: int) -> np.ndarray:
@@ -50,3 +69,31 @@ def select_rows(subset_of_row: np.ndarray, parent_of_row: np.ndarray, frac: floa
         chosen[order[:k]] = True
         keep[rows[chosen[inverse]]] = True
     return np.flatnonzero(keep).astype(np.int64)
+
+
+def select_structures(subset_of_row: np.ndarray, frac: float, seed: int) -> np.ndarray:
+    """Sorted row indices of `frac` of each subset's rows, by seeded rank (see module doc)."""
+    frac = check_frac(frac)
+    subset_of_row = np.asarray(subset_of_row)
+    if frac == 1.0:
+        return np.arange(len(subset_of_row), dtype=np.int64)
+    keep = []
+    for subset in np.unique(subset_of_row):
+        rows = np.flatnonzero(subset_of_row == subset)
+        k = max(1, int(round(frac * len(rows))))
+        keep.append(rows[_rank([str(r) for r in rows], seed)[:k]])
+    return np.sort(np.concatenate(keep)).astype(np.int64) if keep else np.zeros(0, dtype=np.int64)
+
+
+def select_per_parent(parent_of_row: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Sorted row indices of the first `n` rows (seeded rank) of every parent (all of a
+    parent's rows when it has fewer)."""
+    if int(n) < 1:
+        raise DataError(f"per_parent must be >= 1 frame per parent, got {n!r}")
+    parent_of_row = np.asarray(parent_of_row).astype(str)
+    names, inverse = np.unique(parent_of_row, return_inverse=True)
+    keep = []
+    for j in range(len(names)):
+        rows = np.flatnonzero(inverse == j)
+        keep.append(rows[_rank([str(r) for r in rows], seed)[:int(n)]])
+    return np.sort(np.concatenate(keep)).astype(np.int64) if keep else np.zeros(0, dtype=np.int64)

@@ -21,7 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
-from matscale.data.fractions import check_frac, select_rows
+from matscale.data.fractions import FRAC_BY, check_frac, select_per_parent, select_rows, select_structures
 from matscale.data.integrity import check_lmdb_size, implausible, natoms_mismatch, sample_rows
 from matscale.data.subsets import SPLITS, SUBSETS, check_split, check_subsets
 from matscale.errors import DataError
@@ -316,12 +316,21 @@ class StructureDataset:
         new._dbs, new._pid = {}, os.getpid()
         return new
 
-    def fraction(self, frac: float, seed: int = 0) -> "StructureDataset":
-        """Seeded, nested, subset-stratified, parent-grouped fraction (see matscale.data.fractions)."""
+    def fraction(self, frac: float, seed: int = 0, by: str = "parent") -> "StructureDataset":
+        """Seeded, nested, subset-stratified fraction, whole parents (`by="parent"`) or single
+        structures (`by="structure"`); see matscale.data.fractions."""
         frac = check_frac(frac)
+        if by not in FRAC_BY:
+            raise DataError(f"frac_by must be one of {', '.join(FRAC_BY)}, got {by!r}")
         if frac == 1.0:
             return self
+        if by == "structure":
+            return self.select(select_structures(self.subset_codes, frac, seed))
         return self.select(select_rows(self.subset_codes, self.parent_ids, frac, seed))
+
+    def per_parent(self, n: int, seed: int = 0) -> "StructureDataset":
+        """The first `n` frames (seeded order) of every parent (see matscale.data.fractions)."""
+        return self.select(select_per_parent(self.parent_ids, n, seed))
 
     # --- pickling: LMDB handles stay in their process ---
     def __getstate__(self):
@@ -362,6 +371,8 @@ def open_split(
     frac: float = 1.0,
     seed: int = 0,
     cache: bool = False,
+    frac_by: str = "parent",
+    per_parent: int = 0,
 ) -> StructureDataset:
     """Open `<root>/<split>/<subset>/*.aselmdb` as one StructureDataset.
 
@@ -369,7 +380,10 @@ def open_split(
     dataset (either generated on first use).
     subsets: names (list or comma-separated); None means every subset present.
     frac: share of the split's structures to keep, in (0, 1]: seeded by `seed`, nested,
-    stratified by subset and grouped by parent (see `matscale.data.fractions`).
+    stratified by subset and grouped by parent (`frac_by="parent"`) or drawn per structure
+    (`frac_by="structure"`); see `matscale.data.fractions`.
+    per_parent: > 0 keeps `per_parent` frames of EVERY parent (seeded by `seed`) instead of a
+    fraction (frac must then be 1).
     cache: keep decoded structures in memory after first access.
     """
     if root is None:
@@ -384,6 +398,10 @@ def open_split(
     root = Path(root).expanduser()
     split = check_split(split)
     frac = check_frac(frac)
+    if frac_by not in FRAC_BY:
+        raise DataError(f"frac_by must be one of {', '.join(FRAC_BY)}, got {frac_by!r}")
+    if per_parent and frac < 1.0:
+        raise DataError(f"choose either frac ({frac}) or per_parent ({per_parent}) frames, not both")
     dirs = _check_root(root, split)
     present = tuple(dirs)
     if subsets is not None:
@@ -438,7 +456,9 @@ def open_split(
             for g in start + sample_rows(len(part)):
                 ds._record_global(int(g))
             start += len(part)
-    return ds.fraction(frac, seed) if frac < 1.0 else ds
+    if per_parent:
+        return ds.per_parent(per_parent, seed)
+    return ds.fraction(frac, seed, by=frac_by) if frac < 1.0 else ds
 
 
 def open_splits(

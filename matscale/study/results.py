@@ -65,13 +65,14 @@ def study_path(study: str | Path = "default") -> Path:
 
 # -- the study's points and their results ------------------------------------------------------
 def plan(study: str | Path = "default") -> pd.DataFrame:
-    """The study's points in file order: run_id, arch, size, frac, seed, epochs, lr, batch_size,
-    val_every, valid (False for a point whose settings are invalid, e.g. an unknown size)."""
+    """The study's points in file order: run_id, arch, size, frac, seed, epochs, max_steps, lr,
+    batch_size, val_every, role (the sweep file's tag: "main" for the scaling series, "lr" /
+    "budget" for the checks), valid (False for a point whose settings are invalid)."""
     from matscale.sweep import load
 
     spec = load(study_path(study))
     rows, seen = [], set()
-    for config in spec.configs:
+    for i, config in enumerate(spec.configs):
         try:
             resolved, valid = config.validate(check_device=False), True
         except ConfigError:
@@ -81,8 +82,9 @@ def plan(study: str | Path = "default") -> pd.DataFrame:
             continue
         seen.add(run_id)
         rows.append({"run_id": run_id, "arch": resolved.arch, "size": resolved.size, "frac": resolved.frac,
-                     "seed": resolved.seed, "epochs": resolved.epochs, "lr": resolved.lr,
-                     "batch_size": resolved.batch_size, "val_every": resolved.val_every, "valid": valid})
+                     "seed": resolved.seed, "epochs": resolved.epochs, "max_steps": resolved.max_steps,
+                     "lr": resolved.lr, "batch_size": resolved.batch_size, "val_every": resolved.val_every,
+                     "role": spec.role(i), "valid": valid})
     return pd.DataFrame(rows)
 
 
@@ -195,6 +197,8 @@ def series(table: pd.DataFrame, arch: str, kind: str, at: str | float | None = N
     if kind not in AXES:
         raise ConfigError(f"kind must be 'data' or 'params', not {kind!r}")
     rows = trainable(table[(table["arch"] == arch) & table["finished"]])
+    if "role" in rows:  # the checks' extra points (other rates, other budgets) are no series
+        rows = rows[rows["role"].fillna("main") == "main"]
     rows = rows[np.isfinite(rows[Y]) & (rows[Y] > 0)]
     if rows.empty:
         return rows.assign(series_at=None)

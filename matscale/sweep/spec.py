@@ -20,7 +20,11 @@
     slurm: {partition: gpu, time: 120, gpus_per_node: 1, cpus_per_task: 8, mem_gb: 32,
             array_parallelism: 16, additional_parameters: {constraint: a100}}
 
-Every key in `base`, `grid` and `points` must be a `TrainConfig` field; values are coerced to
+`role` (in `grid` or `points`, not a training setting, not in the run id) tags points for the
+study pages: "main" (the default: the scaling series), or e.g. "lr" (a learning-rate check's
+extra rates) and "budget" (a budget-sensitivity check); a point listed twice keeps its first role.
+
+Every other key in `base`, `grid` and `points` must be a `TrainConfig` field; values are coerced to
 the field's type (YAML reads `1e-3` as a string, TOML has no null), so a point's run id is
 the one `python -m matscale train` computes for the same settings. In `grid`, a list always
 means alternatives: a list-valued setting (`subsets`) is written as a list of lists or as a
@@ -43,6 +47,8 @@ TOP_KEYS = ("name", "base", "grid", "points", "local", "slurm", "runner", "execu
 RUNNERS = ("cli", "papermill")
 EXECUTORS = ("local", "slurm")
 LOCAL_KEYS = ("max_parallel", "threads_per_run")
+ROLE = "role"  # a point's tag for the study pages; not a training setting
+MAIN = "main"
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,10 @@ class SweepSpec:
     executor: str = "local"
     notebook: str | None = None
     source: str | None = None
+    roles: list[str] = field(default_factory=list)  # one per config: "main" or the point's `role`
+
+    def role(self, i: int) -> str:
+        return self.roles[i] if i < len(self.roles) else MAIN
 
 
 # -- reading --------------------------------------------------------------------------------
@@ -115,9 +125,11 @@ def load(source: str | Path | Mapping[str, Any], overrides: Mapping[str, Any] | 
         raise ConfigError(f"{where}: points must be a list of mappings of TrainConfig settings")
 
     combos = expand_grid(grid, f"{where}: grid") if grid or not points else []
-    combos += [{k: coerce(k, v, f"{where}: points[{i}].{k}") for k, v in p.items()} for i, p in enumerate(points)]
-    configs, invalid = [], []
+    combos += [{k: v if k == ROLE else coerce(k, v, f"{where}: points[{i}].{k}") for k, v in p.items()}
+               for i, p in enumerate(points)]
+    configs, invalid, roles = [], [], []
     for combo in combos:
+        role = str(combo.pop(ROLE, MAIN))
         bad = [v.error for v in combo.values() if isinstance(v, _Bad)]
         if bad:
             point = InvalidPoint({**base, **{k: v.raw if isinstance(v, _Bad) else v for k, v in combo.items()}},
@@ -127,6 +139,7 @@ def load(source: str | Path | Mapping[str, Any], overrides: Mapping[str, Any] | 
             continue
         try:
             configs.append(TrainConfig.from_dict({**base, **combo}))
+            roles.append(role)
         except TypeError as exc:  # pragma: no cover - from_dict checks names; kept for safety
             raise ConfigError(f"{where}: {exc}") from exc
     if invalid and not configs:  # nothing at all can run: a mistake in the file, not in one point
@@ -151,7 +164,8 @@ def load(source: str | Path | Mapping[str, Any], overrides: Mapping[str, Any] | 
     name = str(raw.get("name") or "sweep")
     if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise ConfigError(f"{where}: name {name!r} must use letters, digits, '-', '_' or '.' only")
-    return SweepSpec(name=name, configs=dedupe(configs), invalid=invalid, local=local, slurm=_section(raw, "slurm", where),
+    configs, roles = _dedupe_with_roles(configs, roles)
+    return SweepSpec(name=name, configs=configs, roles=roles, invalid=invalid, local=local, slurm=_section(raw, "slurm", where),
                      runner=runner, executor=executor, notebook=_notebook(raw.get("notebook"), source, where),
                      source=None if isinstance(source, Mapping) else str(source))
 
@@ -188,6 +202,11 @@ def expand_grid(grid: Mapping[str, Any], where: str = "grid") -> list[dict[str, 
     value to a sub-grid that applies only with that value (or null for none)."""
     combos: list[dict[str, Any]] = [{}]
     for key, value in grid.items():
+        if key == ROLE:
+            if not isinstance(value, str):
+                raise ConfigError(f"{where}.role must be one word (e.g. lr, budget), got {value!r}")
+            combos = [{**c, ROLE: value} for c in combos]
+            continue
         check_field(key, where)
         options: list[dict[str, Any]] = []
         if isinstance(value, Mapping):
@@ -225,13 +244,18 @@ def _coerce_or_bad(name: str, value: Any, where: str) -> Any:
 
 def dedupe(configs: list[TrainConfig]) -> list[TrainConfig]:
     """Drop repeated points (identical settings), keeping the first occurrence."""
-    seen, out = set(), []
-    for c in configs:
+    return _dedupe_with_roles(configs, [MAIN] * len(configs))[0]
+
+
+def _dedupe_with_roles(configs: list[TrainConfig], roles: list[str]) -> tuple[list[TrainConfig], list[str]]:
+    seen, out, out_roles = set(), [], []
+    for c, role in zip(configs, roles):
         key = repr(sorted(c.to_dict().items()))
         if key not in seen:
             seen.add(key)
             out.append(c)
-    return out
+            out_roles.append(role)
+    return out, out_roles
 
 
 # -- values -------------------------------------------------------------------------------------

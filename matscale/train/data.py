@@ -1,8 +1,10 @@
 """The training and validation sets of a config, from `matscale.data.open_split`.
 
-Training structures are the config's `frac` of the training split for its `seed`; the
-validation set is `val_frac` of the validation split drawn with a FIXED seed (0), so every
-run of a study is scored on the same structures whatever its training seed.
+Training structures are the config's `frac` of the training split for its `seed` (whole
+parents or single structures: `frac_by`); the validation set is `val_frac` of the validation
+split's parents, or `val_per_parent` frames of every validation parent, drawn with a FIXED
+seed (0), so every run of a study is scored on the same structures whatever its training
+seed and fraction.
 Any indexable sequence of labelled `ase.Atoms` works as a dataset (tests and benches pass
 in-memory lists); `natoms_of` uses the dataset's `natoms` array when it has one.
 """
@@ -24,13 +26,21 @@ def open_datasets(config, progress: bool = False):
     if root is None and hasattr(mdata, "ensure_default"):
         root = _ensure_default(mdata, progress)
     kwargs = dict(root=root, subsets=list(config.subsets) if config.subsets else None, cache=config.cache_data)
-    train = mdata.open_split(split="train", frac=config.frac, seed=config.seed, **kwargs)
-    val = mdata.open_split(split="val", frac=config.val_frac, seed=VAL_SEED, **kwargs)
+    train = mdata.open_split(split="train", frac=config.frac, seed=config.seed, frac_by=config.frac_by, **kwargs)
+    val = mdata.open_split(split="val", seed=VAL_SEED, **val_selection(config), **kwargs)
     if len(train) == 0:
         raise DataError(f"the training subset is empty (frac={config.frac}); raise frac or check {root}")
     if len(val) == 0:
         raise DataError(f"the validation subset is empty (val_frac={config.val_frac}); raise val_frac or check {root}")
     return train, val
+
+
+def val_selection(config) -> dict:
+    """open_split keywords of a config's validation set: val_per_parent frames of every parent,
+    or val_frac of the parents."""
+    if getattr(config, "val_per_parent", 0):
+        return {"per_parent": int(config.val_per_parent)}
+    return {"frac": config.val_frac}
 
 
 def _ensure_default(mdata, progress: bool):
@@ -65,13 +75,17 @@ def open_eval_split(config, split: str, data: str | None = None, frac: float | N
     root = data if data is not None else config.data
     if root is None and hasattr(mdata, "ensure_default"):
         root = _ensure_default(mdata, False)
-    if frac is None:
-        frac = config.frac if split == "train" else config.val_frac
+    if frac is not None:
+        select = {"frac": frac}
+    elif split == "train":
+        select = {"frac": config.frac, "frac_by": getattr(config, "frac_by", "parent")}
+    else:
+        select = val_selection(config)
     seed = config.seed if split == "train" else VAL_SEED
     ds = mdata.open_split(root=root, split=split, subsets=list(config.subsets) if config.subsets else None,
-                          frac=frac, seed=seed, cache=False)
+                          seed=seed, cache=False, **select)
     if len(ds) == 0:
-        raise DataError(f"no {split} structures at frac={frac} in {root}")
+        raise DataError(f"no {split} structures for {select} in {root}")
     return ds
 
 

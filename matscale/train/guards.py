@@ -21,8 +21,13 @@ def split_warnings(config, n_train: int, n_val: int) -> list[str]:
     """Warnings about small splits (see module doc)."""
     out = []
     if n_val < SMALL:
-        hint = (f"raise --val-frac (now {config.val_frac:g}; 1 uses the whole validation split)" if config.val_frac < 1
-                else "add validation structures (e.g. a larger `data import --val-frac`)")
+        per_parent = getattr(config, "val_per_parent", 0)
+        if per_parent:
+            hint = f"raise --val-per-parent (now {per_parent} frame(s) of every validation parent)"
+        elif config.val_frac < 1:
+            hint = f"raise --val-frac (now {config.val_frac:g}; 1 uses the whole validation split)"
+        else:
+            hint = "add validation structures (e.g. a larger `data import --val-frac`)"
         out.append(f"validation uses only {n_val} structure(s) (< {SMALL}): its losses are noise-dominated; {hint}")
     if n_train < SMALL:
         hint = f"raise --frac (now {config.frac:g})" if config.frac < 1 else "add training structures"

@@ -7,7 +7,8 @@ fit the normalisation on the training subset; build the model (seeded); closed-f
 baselines (`trainable=False`) are fitted with `model.fit(...)` and validated once;
 everything else trains with AdamW, warm-up + cosine schedule over the true number of
 optimiser steps, gradient clipping, optional bf16/fp16 mixed precision and rotation
-augmentation, validation every `val_every` epochs, early stopping after `patience`
+augmentation, `max_steps` steps or `epochs` passes, validation every `val_every` epochs or
+`val_every_steps` steps, early stopping after `patience`
 validations without improvement, FLOPs accumulated per step (`flops.py`), and checkpoints:
 last.pt after every validation (and every CHECKPOINT_SECONDS at an epoch end), best.pt on
 every improvement; a resumed run restarts from last.pt's epoch boundary. Under torchrun it trains with DDP and
@@ -264,10 +265,10 @@ class _Trainer:
         self._open_log(self.summary.total_steps or 0, {"step": st.step, "samples_seen": st.samples_seen})
         from tqdm import tqdm
 
-        epochs_bar = tqdm(total=cfg.epochs, initial=st.epoch, desc=self.run_id, unit="epoch",
+        epochs_bar = tqdm(total=self.n_epochs, initial=st.epoch, desc=self.run_id, unit="epoch",
                           disable=self.quiet, dynamic_ncols=True)
         try:
-            for epoch in range(st.epoch, cfg.epochs):
+            for epoch in range(st.epoch, self.n_epochs):
                 self._epoch(st, epoch)
                 stop = self._validate_and_save(st)
                 epochs_bar.update(1)
@@ -293,7 +294,10 @@ class _Trainer:
         if not self.params:
             raise MatscaleError(f"{cfg.arch}-{cfg.size} has no trainable parameters")
         steps_per_epoch = len(distributed.global_batches(len(self.train_set), cfg.batch_size, cfg.seed, 0))
-        total_steps = cfg.epochs * steps_per_epoch
+        # max_steps: that many steps whatever the data size (the last pass partial); else whole epochs
+        total_steps = cfg.max_steps or cfg.epochs * steps_per_epoch
+        self.total_steps, self.n_epochs = total_steps, -(-total_steps // steps_per_epoch)
+        self.stop_early = False
         self.optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
         self.scheduler = make_scheduler(self.optimizer, total_steps, cfg)
         self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.precision == "fp16")
@@ -344,12 +348,18 @@ class _Trainer:
         bar = tqdm(total=len(batches), desc=f"epoch {epoch + 1}", leave=False, unit="step",
                    disable=self.quiet, dynamic_ncols=True)
         for gb, (_, stand_in), batch in zip(batches, shards, loader):
+            if st.step >= self.total_steps:  # max_steps reached inside the last pass
+                break
             total = self._step(st, gb, stand_in, batch.to(self.device))
             bar.update(1)
             if not self.quiet:
                 bar.set_postfix(loss=f"{total * info.world_size:.4g}", refresh=False)
             if after_step is not None:
                 after_step(st.step)
+            if cfg.val_every_steps and st.step % cfg.val_every_steps == 0 and st.step < self.total_steps:
+                if self._validation(st):
+                    self.stop_early = True
+                    break
         bar.close()
         st.epoch = epoch + 1
 
@@ -385,13 +395,12 @@ class _Trainer:
     def _validate_and_save(self, st: TrainState) -> bool:
         """At an epoch end: validate when due, parity data, last.pt; True when stopping early."""
         cfg, info = self.config, self.info
-        last_epoch = st.epoch == cfg.epochs
-        stop = False
-        validated = st.epoch % cfg.val_every == 0 or last_epoch
-        if validated:
-            stop = self._after_validation(st)
-            st.train_meter = LossMeter(self.weights, self.scales)
-            st.grad_norms = []
+        stop = self.stop_early
+        last_epoch = st.epoch == self.n_epochs or stop
+        done = bool(self.rows) and self.rows[-1]["step"] == st.step  # validated at this step already
+        validated = (cfg.val_every_steps == 0 and st.epoch % cfg.val_every == 0) or last_epoch
+        if validated and not done:
+            stop = self._validation(st) or stop
         if cfg.vis_every and st.epoch % cfg.vis_every == 0 and info.is_main:
             self._write_vis(st.epoch)
         # last.pt after every validation, at the end, and at least every CHECKPOINT_SECONDS
@@ -409,6 +418,13 @@ class _Trainer:
                 self.summary.update(**self._progress(st))
                 self._write_summary()
         distributed.barrier()
+        return stop
+
+    def _validation(self, st: TrainState) -> bool:
+        """Validate now and start new train-metric windows; True when early stopping triggers."""
+        stop = self._after_validation(st)
+        st.train_meter = LossMeter(self.weights, self.scales)
+        st.grad_norms = []
         return stop
 
     def _after_validation(self, st: TrainState) -> bool:
@@ -440,7 +456,7 @@ class _Trainer:
         """Log lines when stdout is no terminal, TensorBoard when asked for; rank 0 only."""
         if self.info.is_main:
             tb = self.rundir.path / TENSORBOARD_DIR if self.config.tensorboard else None
-            self.log = RunLog(self.run_id, self.config.epochs, total_steps, tensorboard_dir=tb,
+            self.log = RunLog(self.run_id, self.n_epochs, total_steps, tensorboard_dir=tb,
                               start_step=state["step"], start_samples=state["samples_seen"])
 
     def _progress(self, st: TrainState) -> dict[str, Any]:
