@@ -77,8 +77,10 @@ class Page:
         import matscale.book
         from IPython.display import Markdown, display
 
-        for kind, name, value in self.sections.get(section, []):
-            if kind == "md":
+        for i, (kind, name, value) in enumerate(self.sections.get(section, [])):
+            if kind == "md" and section == "finding" and i == 0:
+                display(Markdown(f"**Finding.** {value}"))
+            elif kind == "md":
                 display(Markdown(value))
             elif kind == "print":
                 print(value)
