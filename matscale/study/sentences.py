@@ -266,3 +266,35 @@ def architectures(data_fits: Mapping[str, object], param_fits: Mapping[str, obje
         if missing:
             text += f" Not identified ({what}): {', '.join(missing)}."
     return text
+
+
+def parity(errors: pd.DataFrame) -> str:
+    """The parity page's finding: each architecture's best run and its errors in physical units
+    (the `... MAE (unit)` columns of `matscale.parity.parity_page`'s table)."""
+    if errors is None or errors.empty:
+        return "No best run of this study has weights here, so nothing was predicted."
+    maes = [c for c in errors.columns if " MAE (" in c]
+    parts = []
+    for r in errors.to_dict("records"):
+        errs = ", ".join(f"{c.split(' MAE (')[0]} {r[c]:.3g} {c.split(' MAE (')[1].rstrip(')')}" for c in maes)
+        parts.append(f"{name(r['arch'], not parts)}-{r['size']}: {errs}")
+    n = int(errors["val structures"].max()) if "val structures" in errors else 0
+    return f"Mean absolute errors of each architecture's best run on {n} validation structures: " + "; ".join(parts) + "."
+
+
+def datasets(summary: pd.DataFrame, order: list[str]) -> str:
+    """The teacher page's finding: each architecture's data exponent on each dataset (the
+    `matscale.dataset_comparison` summary: dataset, arch, value, ci_low, ci_high, note)."""
+    if summary is None or summary.empty:
+        return "No data series has finished runs on these datasets yet."
+    parts = []
+    for arch, rows in summary.groupby("arch", sort=False):
+        by = {r["dataset"]: r for r in rows.to_dict("records")}
+        bits = []
+        for ds in [d for d in order if d in by] + [d for d in by if d not in order]:
+            r = by[ds]
+            ok = all(_finite(r.get(k)) for k in ("value", "ci_low", "ci_high"))
+            bits.append(f"{Estimate(r['value'], r['ci_low'], r['ci_high']).text()} on {ds}" if ok
+                        else f"not identified on {ds} ({r.get('note') or 'no fit'})")
+        parts.append(f"{name(arch, not parts)}'s data exponent β is " + ", ".join(bits))
+    return "; ".join(parts) + " (95% intervals)."
