@@ -89,6 +89,18 @@ def test_the_finding_says_not_identified_when_a_fit_is_not():
     open_ci = SimpleNamespace(ok=True, law="power", exponent="alpha", fit=SimpleNamespace(params={"alpha": p}))
     assert S.exponent(open_ci) is None
     assert "interval of alpha is open" in S.scaling({"transformer": open_ci}, "data")
+    # ... nor one whose other parameters are unbounded: an amplitude whose error exceeds it, a floor on its bound
+    est = lambda v, se, lo, hi: SimpleNamespace(value=v, stderr=se, ci_low=lo, ci_high=hi)  # noqa: E731
+    gamma = est(0.5, 0.1, 0.3, 0.7)
+    wild = SimpleNamespace(ok=True, front=None, fit=SimpleNamespace(params={
+        "gamma": gamma, "L_inf": est(4.7, 3.8, 0.1, 13.0), "F": est(2.07e7, 2.7e11, 2e5, 1e11)}))
+    assert "F = 2.07e+07 ± 2.7e+11: its error exceeds its value" in S.frontier({"schnet": wild})
+    floor = SimpleNamespace(ok=True, front=None, fit=SimpleNamespace(params={
+        "gamma": gamma, "L_inf": est(1e-9, 0.0, 1e-9, 1e-9), "F": est(47.0, 27.0, 44.0, 122.0)}))
+    assert "L_inf sits on its bound" in S.frontier({"transformer": floor})
+    flat = SimpleNamespace(ok=True, law="power", exponent="alpha", points=pd.DataFrame(), fit=SimpleNamespace(
+        params={"A": est(40.0, 1.0, 38.0, 42.0), "alpha": est(-0.0005, 0.004, -0.017, 0.016)}))
+    assert S.exponent(flat) is not None and "includes 0" in S.scaling({"transformer": flat}, "params")
 
 
 def test_flops_caveat_prints_the_measured_ratio():
@@ -160,3 +172,19 @@ def test_composition_counts_parents_subsets_and_elements():
     assert "4 structures from 2 of the split's 4 parents" in c.summary()
     with pytest.raises(DataError, match="no parent"):
         composition([Atoms("Cu", positions=[[0, 0, 0]])])
+
+
+def test_parity_and_teacher_findings_come_from_their_tables():
+    errors = pd.DataFrame([{"arch": "equiformer_v2", "size": "xs", "val structures": 64,
+                            "energy per atom MAE (meV/atom)": 12.345, "forces MAE (meV/Å)": 301.0}])
+    text = S.parity(errors)
+    assert "on 64 validation structures" in text and "EquiformerV2-xs: energy per atom 12.3 meV/atom" in text
+    assert "forces 301 meV/Å" in text
+    assert "nothing was predicted" in S.parity(pd.DataFrame())
+    summary = pd.DataFrame([
+        {"dataset": "EMT", "arch": "schnet", "value": 0.25, "ci_low": 0.16, "ci_high": 0.34, "note": ""},
+        {"dataset": "teacher", "arch": "schnet", "value": np.nan, "ci_low": np.nan, "ci_high": np.nan,
+         "note": "2 points"}])
+    text = S.datasets(summary, ["EMT", "teacher"])
+    assert text.startswith("SchNet's data exponent β is 0.25 [0.16, 0.34] on EMT")
+    assert "not identified on teacher (2 points)" in text

@@ -25,8 +25,8 @@ R = importlib.import_module("matscale.study.results")
 
 NGO = "Ngo & Ravanbakhsh 2025 (arXiv:2510.09768)"
 TRIKHA = "Trikha et al. 2025 (arXiv:2509.21811), the seed paper"
-NGO_LAWS = "joint L = L∞ + A N^-α + B D^-β; frontier L = L∞ + F C^-γ (with floors)"
-TRIKHA_LAWS = "1-D power laws L = a x^-b (no floor)"
+NGO_LAWS = "joint law and frontier, with floors"
+TRIKHA_LAWS = "1-D power laws, no floor"
 # symmetry of each architecture: what the comparison with the published models turns on
 KIND = {"equiformer_v2": "equivariant", "esen": "equivariant", "schnet": "invariant", "transformer": "unconstrained",
         "fcn": "unconstrained", "escaip": "unconstrained (attention)"}
@@ -71,12 +71,12 @@ def study_rows(data_fits: Mapping, param_fits: Mapping, fronts: Mapping, joint_f
         rows.append({"source": source, "architecture": _arch(arch), "symmetry": KIND.get(arch, "—"),
                      COLUMNS[3]: _cell(data_fits.get(arch)), COLUMNS[4]: _cell(param_fits.get(arch)),
                      COLUMNS[5]: _cell(fronts.get(arch), "gamma"),
-                     "laws": "1-D laws chosen by AICc (" + ", ".join(laws) + "); frontier L∞ + F C^-γ"})
+                     "laws": "1-D (" + ", ".join(laws) + "); frontier with floor"})
         j = joint_fits.get(arch)
         if j is not None and S.exponent(j, "alpha") is not None and S.exponent(j, "beta") is not None:
             rows.append({"source": f"{source}, joint law", "architecture": _arch(arch),
                          "symmetry": KIND.get(arch, "—"), COLUMNS[3]: _cell(j, "beta"),
-                         COLUMNS[4]: _cell(j, "alpha"), COLUMNS[5]: "—", "laws": "joint E + A N^-α + B D^-β"})
+                         COLUMNS[4]: _cell(j, "alpha"), COLUMNS[5]: "—", "laws": "joint law, with floor"})
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -103,7 +103,7 @@ def _span(fits: Mapping) -> str:
 
 
 def _arch(arch: str) -> str:
-    return S.name(arch).removeprefix("the ")
+    return S.short(arch)
 
 
 def findings(study="default", runs_root="runs", archs: Sequence[str] | None = None):

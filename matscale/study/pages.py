@@ -96,6 +96,7 @@ def configure() -> None:
     import warnings
 
     pd.set_option("display.precision", 4)
+    pd.set_option("display.max_colwidth", None)  # a fit's reason in full: long cells wrap (matscale-book.css)
     warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"matscale\.fit")
 
 

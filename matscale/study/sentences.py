@@ -32,6 +32,11 @@ def name(arch: str, start: bool = False) -> str:
     return text[0].upper() + text[1:] if start else text
 
 
+def short(arch: str) -> str:
+    """The name before a size ('the transformer' -> 'transformer', as in 'transformer-s')."""
+    return ARCH_NAMES.get(arch, arch).removeprefix("the ")
+
+
 @dataclass(frozen=True)
 class Estimate:
     """An identified exponent: value, standard error (NaN if unknown) and its finite 95% interval."""
@@ -77,6 +82,25 @@ def not_identified(fit, name: str | None = None) -> str | None:
         return why or "the fit has no exponent"
     if not (_finite(p.value) and _finite(p.ci_low) and _finite(p.ci_high)):
         return f"the 95% interval of {pname} is open"
+    if getattr(fit, "identified", None) is None:  # a fit without the flag: check every parameter here
+        return _unbounded(result.params, pname)
+    return None
+
+
+def _unbounded(params: Mapping, exponent: str) -> str | None:
+    """Why a fit's parameters are not pinned down (stderr above |value|, an interval collapsed onto a
+    bound, an open interval), or None. Used for fits that carry no `identified` flag of their own.
+    The exponent itself is exempt from the stderr rule: one measured as 0.00 ± 0.01 is identified
+    (as no measurable change), not unbounded."""
+    for pname, p in params.items():
+        if not _finite(p.value):
+            return f"{pname} has no finite value"
+        if pname != exponent and _finite(p.stderr) and float(p.stderr) > abs(float(p.value)):
+            return f"{pname} = {float(p.value):.3g} ± {float(p.stderr):.2g}: its error exceeds its value"
+        if _finite(p.ci_low) and _finite(p.ci_high) and float(p.ci_low) == float(p.ci_high):
+            return f"{pname} sits on its bound ({float(p.value):.3g}, a zero-width interval)"
+        if p.ci_low is not None and p.ci_high is not None and not (_finite(p.ci_low) and _finite(p.ci_high)):
+            return f"the 95% interval of {pname} is open"
     return None
 
 
@@ -128,7 +152,7 @@ def scaling(fits: Mapping[str, object], kind: str) -> str:
                      + (f" ({law} law)" if law else ""))
     if not parts:
         return f"No architecture has a {what} series to fit yet."
-    return "; ".join(parts) + " (95% intervals)." + _rank(found, what) + _flat(found)
+    return "; ".join(parts) + (" (95% intervals)." if found else ".") + _rank(found, what) + _flat(found)
 
 
 def frontier(fronts: Mapping[str, object]) -> str:
@@ -143,7 +167,7 @@ def frontier(fronts: Mapping[str, object]) -> str:
             parts.append(f"{name(arch, not parts)}'s frontier falls as C^-γ with γ = {e.text()}")
     if not parts:
         return "No architecture has a compute frontier yet."
-    return "; ".join(parts) + " (95% intervals)." + _rank(found, "compute")
+    return "; ".join(parts) + (" (95% intervals)." if found else ".") + _rank(found, "compute")
 
 
 def joint(joint_fits: Mapping[str, object]) -> str:
@@ -256,7 +280,7 @@ def architectures(data_fits: Mapping[str, object], param_fits: Mapping[str, obje
     if done.empty:
         return "No finished runs yet."
     best = done.loc[done[Y].idxmin()]
-    text = f"The lowest validation loss is {name(best['arch'])}-{best['size']}'s ({best[Y]:.3g})"
+    text = f"The lowest validation loss is {short(best['arch'])}-{best['size']}'s ({best[Y]:.3g})"
     base = baselines(table)
     text += f", against {base[Y].min():.3g} for the linear baseline." if len(base) else "."
     for fits, what in ((data_fits, "data"), (param_fits, "parameters")):
@@ -277,7 +301,7 @@ def parity(errors: pd.DataFrame) -> str:
     parts = []
     for r in errors.to_dict("records"):
         errs = ", ".join(f"{c.split(' MAE (')[0]} {r[c]:.3g} {c.split(' MAE (')[1].rstrip(')')}" for c in maes)
-        parts.append(f"{name(r['arch'], not parts)}-{r['size']}: {errs}")
+        parts.append(f"{short(r['arch'])}-{r['size']}: {errs}")
     n = int(errors["val structures"].max()) if "val structures" in errors else 0
     return f"Mean absolute errors of each architecture's best run on {n} validation structures: " + "; ".join(parts) + "."
 
