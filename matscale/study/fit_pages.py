@@ -147,7 +147,7 @@ def equivariance(study="default", runs_root="runs", archs: Sequence[str] | None 
         label = LABELS[R.AXES[kind]]
         if len(pts):
             panels.append(charts.scaling_fit(pts, label, "forces_rel", None, sigma="sigma", color="arch", width=300,
-                                             height=240, title=f"force equivariance error vs {label.replace('_', ' ')}"))
+                                             height=240, title=f"force equivariance error vs {charts.axis_title(label)}"))
     if panels:
         page.chart("charts", "equivariance_forces", alt.hconcat(*panels))
     # relative errors per run (the absolute ones are in each run's equivariance.json): 11 columns fit the

@@ -3,6 +3,7 @@
     page = pages.data_scaling(study, runs_root, archs)   # -> Page
     page.show("fits")                                     # in the notebook: one section
     page.tables["summary"], page.charts["data_scaling"], page.text   # for tests and reuse
+    page.finding                                          # the sentences the page opens with
 
 A `Page` is an ordered set of sections; each holds markdown, tables, printed fit reports and
 charts (a chart's name is its figure file, `_build/figures/<name>.svg`). The notebooks only
@@ -243,7 +244,7 @@ def _scaling(kind: str, study, runs_root, archs) -> Page:
         fitted = {arch: s.fit for arch, s in fits.items() if s.ok}
         page.chart("fits", name, charts.scaling_fit(
             points, LABELS[x], "val_loss", fitted or None, sigma="sigma", color="arch", span="group",
-            reference=_floor(table), title=f"validation loss vs {LABELS[x].replace('_', ' ')}"))
+            reference=_floor(table), title=f"validation loss vs {charts.axis_title(LABELS[x])}"))
     for arch, s in fits.items():
         page.md("laws", f"### {arch}")
         if s.reason and s.comparison is None:
