@@ -84,6 +84,11 @@ def test_the_finding_says_not_identified_when_a_fit_is_not():
     flagged = SimpleNamespace(ok=True, identified=False, why_not="the floor sits on its bound", law="power_floor",
                               exponent="alpha", fit=None, points=pd.DataFrame())
     assert "not identified (the floor sits on its bound)" in S.scaling({"schnet": flagged}, "params")
+    # ... or a law flagged by matscale.fit (a list of reasons) inside a fit that is otherwise ok
+    law = SimpleNamespace(identified=False, why_not=["F has stderr > |value|", "L_inf on its bound"],
+                          params={"gamma": SimpleNamespace(value=0.3, stderr=0.1, ci_low=0.1, ci_high=0.5)})
+    held = SimpleNamespace(ok=True, front=None, fit=law)
+    assert "not identified (F has stderr > |value|; L_inf on its bound)" in S.frontier({"schnet": held})
     # a fit without the flag whose exponent interval is open is not identified either
     p = SimpleNamespace(value=0.4, stderr=2.0, ci_low=-math.inf, ci_high=None)
     open_ci = SimpleNamespace(ok=True, law="power", exponent="alpha", fit=SimpleNamespace(params={"alpha": p}))

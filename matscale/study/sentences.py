@@ -65,25 +65,38 @@ def _param_name(fit, name: str | None) -> str | None:
     return getattr(fit, "exponent", None) or ("gamma" if hasattr(fit, "front") else None)
 
 
+def _why(obj) -> str | None:
+    why = getattr(obj, "why_not", None)
+    if isinstance(why, (list, tuple)):
+        why = "; ".join(str(w) for w in why)
+    return why or None
+
+
 def not_identified(fit, name: str | None = None) -> str | None:
-    """None when the fit's exponent `name` (default: the fit's own) is identified, else why not."""
+    """None when the fit's exponent `name` (default: the fit's own) is identified, else why not.
+
+    `fit` is a page-level fit (SeriesFit, FrontierFit, JointFit: `ok`, `reason`, `fit`) whose
+    `identified` / `why_not` are used when it has them, as are those of the law it holds
+    (`fit.fit.identified`, `fit.fit.why_not`: a string or a list of reasons)."""
     if fit is None:
         return "no fit"
     flag = getattr(fit, "identified", None)
     if flag is None:
         flag = bool(getattr(fit, "ok", False))
-    why = getattr(fit, "why_not", None) or getattr(fit, "reason", None)
+    why = _why(fit) or getattr(fit, "reason", None)
     if not flag:
         return why or "the fit is not identified"
     result = getattr(fit, "fit", None)
+    if result is not None and getattr(result, "identified", None) is False:
+        return _why(result) or why or "the fit is not identified"
     pname = _param_name(fit, name)
     p = getattr(result, "params", {}).get(pname) if result is not None and pname else None
     if p is None:
         return why or "the fit has no exponent"
     if not (_finite(p.value) and _finite(p.ci_low) and _finite(p.ci_high)):
         return f"the 95% interval of {pname} is open"
-    if getattr(fit, "identified", None) is None:  # a fit without the flag: check every parameter here
-        return _unbounded(result.params, pname)
+    if getattr(fit, "identified", None) is None and getattr(result, "identified", None) is None:
+        return _unbounded(result.params, pname)  # no flag anywhere: check every parameter here
     return None
 
 
