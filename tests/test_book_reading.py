@@ -80,6 +80,14 @@ def test_the_finding_says_not_identified_when_a_fit_is_not():
     assert not too_few.ok
     text = S.scaling({"equiformer_v2": too_few}, "data")
     assert "EquiformerV2's exponent is not identified" in text and "at least 3" in text
+    prefixed = SimpleNamespace(ok=False, reason="not identified by these points: F: stderr above a decade")
+    assert "is not identified (F: stderr above a decade)" in S.frontier({"schnet": prefixed})
+    from matscale.study.findings import reasons, study_rows
+
+    rows = study_rows({"equiformer_v2": too_few}, {}, {"equiformer_v2": prefixed}, {})
+    assert rows.loc[0, "data β (D)"] == "not identified" and rows.loc[0, "compute γ (C)"] == "not identified"
+    why = reasons({"equiformer_v2": too_few}, {}, {"equiformer_v2": prefixed})
+    assert why[0].startswith("EquiformerV2, data: ") and why[1] == "EquiformerV2, compute: F: stderr above a decade"
     # a fit that carries the identification flag (matscale.fit's): its reason is used
     flagged = SimpleNamespace(ok=True, identified=False, why_not="the floor sits on its bound", law="power_floor",
                               exponent="alpha", fit=None, points=pd.DataFrame())
@@ -140,7 +148,7 @@ def test_findings_table_has_the_study_rows_and_the_published_ones(synthetic_stud
     mine = table[table["source"].str.startswith("this study")]
     assert "SchNet" in set(mine["architecture"])
     row = mine[mine["source"] == "this study"].iloc[0]
-    assert "[" in row["data β (D)"] or "not identified" in row["data β (D)"]
+    assert "[" in row["data β (D)"] or row["data β (D)"] == "not identified"
     ngo = table[table["source"] == findings.NGO].set_index("architecture")
     assert ngo.loc["eSEN", ["data β (D)", "parameters α (N)", "compute γ (C)"]].tolist() == ["0.75", "0.82", "0.40"]
     assert ngo.loc["MPNN", ["data β (D)", "parameters α (N)", "compute γ (C)"]].tolist() == ["0.31", "0.28", "0.14"]

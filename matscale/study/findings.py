@@ -49,7 +49,18 @@ NOT_RETRIEVED = "not retrieved (see below)"
 
 def _cell(fit, param: str | None = None) -> str:
     e = S.exponent(fit, param)
-    return e.text() if e is not None else f"not identified: {S.not_identified(fit, param)}"
+    return e.text() if e is not None else "not identified"
+
+
+def reasons(data_fits: Mapping, param_fits: Mapping, fronts: Mapping) -> list[str]:
+    """'SchNet, compute: why' for every exponent of the table that is not identified."""
+    out = []
+    for arch in dict.fromkeys([*data_fits, *param_fits, *fronts]):
+        for what, fit, param in (("data", data_fits.get(arch), None), ("parameters", param_fits.get(arch), None),
+                                 ("compute", fronts.get(arch), "gamma")):
+            if fit is not None and S.exponent(fit, param) is None:
+                out.append(f"{_arch(arch)}, {what}: {S.not_identified(fit, param)}")
+    return out
 
 
 def published() -> pd.DataFrame:
@@ -116,6 +127,9 @@ def findings(study="default", runs_root="runs", archs: Sequence[str] | None = No
     page.md("finding", S.scaling(param_fits, "params"))
     rows = pd.concat([study_rows(data_fits, param_fits, fronts, joint_fits), published()], ignore_index=True)
     page.table("table", "findings", rows.set_index(["source", "architecture"]))
+    why = reasons(data_fits, param_fits, fronts)
+    if why:
+        page.md("table", "**Not identified** by the study's points, and why:\n\n" + "\n".join(f"- {w}" for w in why))
     floors = sorted({s.law for s in [*data_fits.values(), *param_fits.values()] if getattr(s, "law", None)})
     conv = S.convergence_table(curves)
     still = int((conv["last_drop"] > 0.02).sum()) if len(conv) else 0

@@ -65,6 +65,9 @@ def _param_name(fit, name: str | None) -> str | None:
     return getattr(fit, "exponent", None) or ("gamma" if hasattr(fit, "front") else None)
 
 
+_PREFIXES = ("not identified by these points: ", "not identified: ")
+
+
 def _why(obj) -> str | None:
     why = getattr(obj, "why_not", None)
     if isinstance(why, (list, tuple)):
@@ -72,7 +75,19 @@ def _why(obj) -> str | None:
     return why or None
 
 
+def _clean(why: str | None) -> str | None:
+    """A reason without a leading 'not identified: ' (the sentence says that already)."""
+    for prefix in _PREFIXES:
+        if why and why.startswith(prefix):
+            return why[len(prefix):]
+    return why
+
+
 def not_identified(fit, name: str | None = None) -> str | None:
+    return _clean(_not_identified(fit, name))
+
+
+def _not_identified(fit, name: str | None = None) -> str | None:
     """None when the fit's exponent `name` (default: the fit's own) is identified, else why not.
 
     `fit` is a page-level fit (SeriesFit, FrontierFit, JointFit: `ok`, `reason`, `fit`) whose
