@@ -201,3 +201,25 @@ def test_parity_and_teacher_findings_come_from_their_tables():
     text = S.datasets(summary, ["EMT", "teacher"])
     assert text.startswith("SchNet's data exponent β is 0.25 [0.16, 0.34] on EMT")
     assert "not identified on teacher (2 points)" in text
+
+
+def test_the_dataset_page_shows_the_studys_validation_selection(tiny_data_root, tmp_path):
+    """With `val_per_parent` the selection covers every validation parent; with `val_frac` a few."""
+    from matscale.data import open_split
+    from matscale.study import dataset_page
+
+    parents = len(set(open_split(tiny_data_root, "val").parent_ids.tolist()))
+    for base, covered in (({"val_per_parent": 2}, parents), ({"val_frac": 0.05}, None)):
+        study = tmp_path / f"s{len(base)}{list(base)[0]}.yaml"
+        study.write_text(yaml.safe_dump({"name": "s", "base": {"epochs": 1, **base},
+                                         "grid": {"arch": {"fcn": {"size": ["xs"]}}}}))
+        page = dataset_page.validation(tiny_data_root, study)
+        assert f"`{list(base)[0]}: {list(base.values())[0]:g}`" in page.finding
+        sizes = page.tables["validation_subsets"]
+        n = int(sizes["structures"].sum())
+        assert f"validated on the same {n} structures" in page.finding
+        assert f"of the split's {parents} parents" in page.finding
+        if covered is not None:
+            assert f"from {covered} of the split's {parents} parents" in page.finding
+            assert n <= 2 * parents
+        assert page.tables["validation_elements"]["share of structures (%)"].between(0, 100).all()

@@ -16,6 +16,11 @@ R = importlib.import_module("matscale.study.results")
 TOP_PARENTS = 10  # the parents table lists the largest ones only
 
 
+def _percent(df):
+    """`share` (a fraction) as 'share of structures (%)', one decimal."""
+    return df.assign(share=(100 * df["share"]).round(1)).rename(columns={"share": "share of structures (%)"})
+
+
 def _selection_text(keywords: dict) -> str:
     if "per_parent" in keywords:
         return f"`val_per_parent: {keywords['per_parent']}` (that many frames of every validation parent)"
@@ -42,15 +47,14 @@ def validation(root, study="default"):
                        f"{comp.structures} structures, chosen by {_selection_text(keywords)}: " + comp.summary())
     if not comp.structures:
         return page
-    page.table("subsets", "validation_subsets", comp.subsets.rename(columns={"share": "share of structures"})
-               .set_index("subset"))
-    page.table("elements", "validation_elements", comp.elements.rename(
-        columns={"structures": "structures containing it", "share": "share of structures"}).set_index("element"))
+    page.table("subsets", "validation_subsets", _percent(comp.subsets).set_index("subset"))
+    page.table("elements", "validation_elements", _percent(comp.elements).rename(
+        columns={"structures": "structures containing it"}).set_index("element"))
     top = comp.parents.head(TOP_PARENTS).assign(share=lambda d: d["structures"] / comp.structures)
-    page.md("parents", f"The {len(top)} largest of the {comp.parents_covered} parents in the selection "
-                       f"(together {100 * top['share'].sum():.0f}% of its structures):")
-    page.table("parents", "validation_parents", top.rename(columns={"share": "share of structures"})
-               .set_index("parent"))
+    page.md("parents", (f"The {len(top)} largest of the {comp.parents_covered} parents in the selection "
+                        f"(together {100 * top['share'].sum():.0f}% of its structures):")
+            if len(top) < comp.parents_covered else f"The {len(top)} parents in the selection:")
+    page.table("parents", "validation_parents", _percent(top).set_index("parent"))
     return page
 
 
