@@ -109,7 +109,7 @@ def architectures(study="default", runs_root="runs", archs: Sequence[str] | None
     if rows.empty:
         page.md("exponents", "No exponent could be fitted yet.")
     else:
-        page.chart("exponents", "exponents", charts.exponents(rows, width=150))
+        page.chart("exponents", "exponents", charts.exponents(rows, width=240))
     done = R.trainable(table[table["finished"]])
     if done.empty:
         page.md("best", "No finished runs yet.")
