@@ -13,6 +13,7 @@ import pandas as pd
 
 from matscale.data import elements as E
 from matscale.dataset_comparison import compare
+from matscale.study import sentences
 from matscale.study.pages import Page
 
 QUANTITIES = ("energy_per_atom", "force_norm", "max_force", "pressure", "stress_deviatoric_norm")
@@ -50,6 +51,7 @@ def teacher_page(summary=None, teacher_study: str = "teacher", emt_study: str = 
         page.table("quantities", f"teacher_{name}", E.quantity_table(stats, name))
 
     cmp = compare({EMT: emt_study, TEACHER: teacher_study}, kind="data", runs_root=runs_root)
+    page.md("finding", sentences.datasets(cmp.summary, [EMT, TEACHER]))
     page.table("comparison", "exponents", cmp.wide())
     page.table("comparison", "fits", cmp.summary[["dataset", "arch", "fixed at", "points", "decades", "law",
                                                   "estimate", "note"]])

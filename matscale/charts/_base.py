@@ -19,9 +19,13 @@ AXIS_TITLES = {"epoch": "epoch", "step": "optimiser steps", "samples_seen": "tra
                "atoms_seen": "training atoms seen", "flops": "training compute C (FLOPs)",
                "wall_s": "wall time (s)", "params": "non-embedding parameters N",
                "params_total": "parameters (total)", "n_train": "training structures D",
-               "val_loss": "validation loss (weighted sum, dimensionless)",
-               "train_loss": "training loss (weighted sum, dimensionless)",
-               "best_val_loss": "best validation loss (dimensionless)"}
+               "val_loss": "validation loss (weighted, loss units)",
+               "train_loss": "training loss (weighted, loss units)",
+               "best_val_loss": "best validation loss (weighted, loss units)",
+               # the study pages' chart columns (matscale.study.pages.LABELS)
+               "training_structures": "training structures D", "non_embedding_parameters": "non-embedding parameters N",
+               "forces_rel": "relative force error under rotation"}
+LOSS_UNITS = "loss (weighted, loss units)"  # the OMat24 loss: a weighted sum of MAEs in eV/atom, eV/Å, eV/Å³
 LEGEND_COLUMNS = 3  # entries per row of a legend below a chart (long run labels stay within the page)
 
 

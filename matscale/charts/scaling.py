@@ -78,8 +78,8 @@ def scaling_fit(
     log: bool = True,
     extend: float = 1.0,
     n_grid: int = 200,
-    width: int = 360,
-    height: int = 260,
+    width: int = 460,
+    height: int = 320,
     title: str | None = None,
     span: str = "all",
     reference: Mapping[str, float] | None = None,
@@ -156,8 +156,8 @@ def frontier(
     level: float = 0.95,
     extend: float = 1.0,
     n_grid: int = 200,
-    width: int = 420,
-    height: int = 300,
+    width: int = 520,
+    height: int = 340,
     title: str | None = None,
 ) -> alt.LayerChart:
     """Every run's `y` against cumulative compute `x`, the Pareto frontier and its fit.
@@ -213,8 +213,8 @@ def extrapolation(
     sigma: str | None = None,
     level: float = 0.95,
     n_grid: int = 200,
-    width: int = 360,
-    height: int = 260,
+    width: int = 460,
+    height: int = 320,
     title: str | None = None,
     x_max: float | None = None,
 ) -> alt.LayerChart:

@@ -7,7 +7,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from matscale.charts._base import (LEGEND_COLUMNS, SPLITS, _SPLIT_COL, _label, _positive, _require, _run_column,
+from matscale.charts._base import (LEGEND_COLUMNS, LOSS_UNITS, SPLITS, _SPLIT_COL, _label, _positive, _require, _run_column,
                                    _scale, axis_title)
 from matscale.errors import DataError
 
@@ -64,8 +64,8 @@ def loss_curves(
     run: str | None = None,
     metrics_to_plot: Sequence[str] | None = None,
     columns: int = 3,
-    width: int = 180,
-    height: int = 140,
+    width: int | None = None,
+    height: int | None = None,
     title: str | None = None,
 ) -> alt.Chart:
     """Total loss (and, with `components`, each part) for train and val against `x`.
@@ -74,7 +74,8 @@ def loss_curves(
     with a `run_id`/`run` column, which then colours the lines while the split sets the
     dash). `x` is any column: epoch, step, samples_seen, flops, wall_s. `log_x` defaults to
     True for flops. `metrics_to_plot` picks names explicitly (e.g. the physical MAEs
-    `["energy_mae_eV_atom", "force_l2mae_eV_A"]`). One panel per metric, own y scale.
+    `["energy_mae_eV_atom", "force_l2mae_eV_A"]`). One panel per metric, own y scale;
+    panels are 240 x 170 px (a single one: 460 x 300) unless `width` / `height` say otherwise.
     """
     _require(metrics, [x], "the metrics table")
     run = _run_column(metrics, run)
@@ -88,9 +89,11 @@ def loss_curves(
     if data.empty:
         raise DataError(f"no finite {'positive ' if log_y or log_x else ''}values to plot against {x!r}")
     order = [_label(n) for n in names]
+    width = width or (460 if len(names) == 1 else 240)
+    height = height or (300 if len(names) == 1 else 170)
     enc: dict[str, Any] = {
         "x": alt.X(f"{x}:Q", title=axis_title(x), scale=_scale(log_x)),
-        "y": alt.Y("value:Q", title=None, scale=_scale(log_y)),
+        "y": alt.Y("value:Q", title=None if metrics_to_plot else LOSS_UNITS, scale=_scale(log_y)),
         "facet": alt.Facet("metric:N", sort=order, columns=columns, title=None),
         "tooltip": [alt.Tooltip(f"{x}:Q"), "split:N", "metric:N", alt.Tooltip("value:Q", format=".4g")],
     }

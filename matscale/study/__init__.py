@@ -12,6 +12,9 @@ A study is a sweep file (`book/sweeps/<study>.yaml`, run with `python -m matscal
     tables.py   format_estimate, fit_points, fit_summary, parameters, fit_notes, allocation,
                 comparison, exponent_rows
     pages.py    one function per book page returning a `Page` (tables, charts, text)
+    sentences.py  the finding each page opens with (`Page.finding`), computed from its fits
+    findings.py   the Findings page: the study's exponents beside the published ones (PUBLISHED)
+    dataset_page.py  the dataset page's validation selection (matscale.data.composition)
     cli.py      `python -m matscale study [STUDY]` (= `python -m matscale.study`)
 
 Columns of `results`: the point's settings, `status` (completed, stopped_early, failed,

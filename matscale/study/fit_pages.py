@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from matscale.study import fits as F
+from matscale.study import sentences as S
 from matscale.study import tables as T
 
 R = importlib.import_module("matscale.study.results")  # the module; the package's `results` is the function
@@ -23,7 +24,11 @@ def compute_scaling(study="default", runs_root="runs", archs: Sequence[str] | No
     page, table, archs = _start("compute_scaling", study, runs_root, archs)
     curves = R.curves(table, runs_root)
     fronts = F.frontier(table, curves, archs)
+    rates = S.flops_rates(table)
+    page.md("finding", S.frontier(fronts))
+    page.md("finding", S.flops_caveat(rates))
     page.table("summary", "frontier", T.frontier_table(fronts))
+    page.table("cost", "flops_per_second", rates)
     if curves.empty:
         page.md("all", "No finished runs yet.")
     else:
@@ -57,6 +62,7 @@ def joint_scaling(study="default", runs_root="runs", archs: Sequence[str] | None
 
     page, table, archs = _start("joint_scaling", study, runs_root, archs)
     joint = F.joint(table, archs)
+    page.md("finding", S.joint(joint))
     for arch, j in joint.items():
         page.md("joint", f"### {arch}")
         if not j.ok:
@@ -104,12 +110,13 @@ def architectures(study="default", runs_root="runs", archs: Sequence[str] | None
     curves = R.curves(table, runs_root)
     data_fits, param_fits = F.scaling(table, "data", archs), F.scaling(table, "params", archs)
     fronts, joint = F.frontier(table, curves, archs), F.joint(table, archs)
+    page.md("finding", S.architectures(data_fits, param_fits, table))
     page.table("comparison", "comparison", T.comparison(data_fits, param_fits, fronts, joint).T)
     rows = T.exponent_rows(data_fits, param_fits, fronts)
     if rows.empty:
         page.md("exponents", "No exponent could be fitted yet.")
     else:
-        page.chart("exponents", "exponents", charts.exponents(rows, width=150))
+        page.chart("exponents", "exponents", charts.exponents(rows, width=240))
     done = R.trainable(table[table["finished"]])
     if done.empty:
         page.md("best", "No finished runs yet.")
@@ -135,6 +142,7 @@ def equivariance(study="default", runs_root="runs", archs: Sequence[str] | None 
         page.md("summary", f"{len(missing)} finished run(s) have neither a checkpoint nor a stored measurement "
                            "and are left out: " + ", ".join(missing["run_id"]))
     eq = eq[eq["source"] != "unavailable"] if len(eq) else eq
+    page.md("finding", S.equivariance(eq))
     if eq.empty:
         page.md("summary", "No measurements.")
         return page
@@ -146,7 +154,7 @@ def equivariance(study="default", runs_root="runs", archs: Sequence[str] | None 
         label = LABELS[R.AXES[kind]]
         if len(pts):
             panels.append(charts.scaling_fit(pts, label, "forces_rel", None, sigma="sigma", color="arch", width=300,
-                                             height=240, title=f"force equivariance error vs {label.replace('_', ' ')}"))
+                                             height=240, title=f"force equivariance error vs {charts.axis_title(label)}"))
     if panels:
         page.chart("charts", "equivariance_forces", alt.hconcat(*panels))
     # relative errors per run (the absolute ones are in each run's equivariance.json): 11 columns fit the

@@ -3,6 +3,7 @@
     page = pages.data_scaling(study, runs_root, archs)   # -> Page
     page.show("fits")                                     # in the notebook: one section
     page.tables["summary"], page.charts["data_scaling"], page.text   # for tests and reuse
+    page.finding                                          # the sentences the page opens with
 
 A `Page` is an ordered set of sections; each holds markdown, tables (a fit is a tidy parameter
 table and one short note, never lmfit's text report) and charts (a chart's name is its figure
@@ -21,6 +22,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from matscale.study import fits as F
+from matscale.study import sentences as S
 from matscale.study import tables as T
 
 R = importlib.import_module("matscale.study.results")  # the module; the package's `results` is the function
@@ -64,6 +66,11 @@ class Page:
         return dict(self._items("chart"))
 
     @property
+    def finding(self) -> str:
+        """The page's finding: the one or two sentences it opens with (section "finding")."""
+        return "\n\n".join(str(v) for k, _, v in self.sections.get("finding", []) if k == "md")
+
+    @property
     def text(self) -> str:
         return "\n\n".join(str(v) for items in self.sections.values() for k, _, v in items if k in ("md", "print"))
 
@@ -72,8 +79,10 @@ class Page:
         import matscale.book
         from IPython.display import Markdown, display
 
-        for kind, name, value in self.sections.get(section, []):
-            if kind == "md":
+        for i, (kind, name, value) in enumerate(self.sections.get(section, [])):
+            if kind == "md" and section == "finding" and i == 0:
+                display(Markdown(f"**Finding.** {value}"))
+            elif kind == "md":
                 display(Markdown(value))
             elif kind == "print":
                 print(value)
@@ -89,6 +98,7 @@ def configure() -> None:
     import warnings
 
     pd.set_option("display.precision", 4)
+    pd.set_option("display.max_colwidth", None)  # a fit's reason in full: long cells wrap (matscale-book.css)
     warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"matscale\.fit")
 
 
@@ -120,6 +130,7 @@ def study(study="default", runs_root="runs", archs: Sequence[str] | None = None,
     from matscale.sweep import load
 
     page, table, archs = _start("study", study, runs_root, archs)
+    page.md("finding", S.study(table))
     path = R.study_path(study)
     page.md("file", f"`{path.name}`\n\n```yaml\n{path.read_text().strip()}\n```")
     plan = R.plan(study)
@@ -159,6 +170,7 @@ def training_dynamics(study="default", runs_root="runs", archs: Sequence[str] | 
     model, loss curves of its data fractions; the final errors of every run."""
     page, table, archs = _start("training_dynamics", study, runs_root, archs)
     curves = R.curves(table, runs_root)
+    page.md("finding", S.convergence(curves))
     base = R.baselines(table)
     if len(base):
         page.md("status", "Closed-form baselines (validation loss every model must beat): "
@@ -224,6 +236,7 @@ def _scaling(kind: str, study, runs_root, archs) -> Page:
     name = "data_scaling" if kind == "data" else "parameter_scaling"
     page, table, archs = _start(name, study, runs_root, archs)
     fits = F.scaling(table, kind, archs)
+    page.md("finding", S.scaling(fits, kind))
     fixed = "size" if kind == "data" else "data fraction"
     summary = T.fit_summary(fits).rename(columns={"fixed at": fixed})
     page.table("summary", "summary", summary[["arch", fixed, "points", "decades", "law", "exponent", "estimate",
@@ -239,7 +252,7 @@ def _scaling(kind: str, study, runs_root, archs) -> Page:
         fitted = {arch: s.fit for arch, s in fits.items() if s.ok}
         page.chart("fits", name, charts.scaling_fit(
             points, LABELS[x], "val_loss", fitted or None, sigma="sigma", color="arch", span="group",
-            reference=_floor(table), title=f"validation loss vs {LABELS[x].replace('_', ' ')}"))
+            reference=_floor(table), title=f"validation loss vs {charts.axis_title(LABELS[x])}"))
     for arch, s in fits.items():
         page.md("laws", f"### {arch}")
         if s.comparison is None:
