@@ -166,7 +166,8 @@ def finish(problem: Problem, sol: Solution, *, ci: str = "auto", bootstrap: int 
             rep = law.to_reported(theta_samples, problem.ln_ref)
             samples = pd.DataFrame(rep, columns=names)
             stderr, lo, hi = boot.summarize(rep, ci_level)
-            cov_rep = np.cov(rep, rowvar=False)
+            with np.errstate(over="ignore", invalid="ignore"):  # unbounded draws overflow: not identified
+                cov_rep = np.cov(rep, rowvar=False)
             errorbars_note = None
     elif ci == "profile":
         lo, hi = np.full(k, np.nan), np.full(k, np.nan)

@@ -61,5 +61,6 @@ def run_bootstrap(sol: Solution, draw: Callable, n_boot: int, rng: np.random.Gen
 def summarize(samples: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(stderr, low, high) of reported-parameter draws (m, p): std and percentile interval."""
     q = [(1 - level) / 2, (1 + level) / 2]
-    lo, hi = np.quantile(samples, q, axis=0)
-    return samples.std(axis=0, ddof=1), lo, hi
+    with np.errstate(over="ignore", invalid="ignore"):  # unbounded draws: an inf stderr, which identify() reports
+        lo, hi = np.quantile(samples, q, axis=0)
+        return samples.std(axis=0, ddof=1), lo, hi

@@ -120,5 +120,6 @@ def profile_interval(problem: Problem, sol: Solution, name: str, level: float,
             else:
                 notes.append(f"{name}: the profile interval is open on the {side} side (the data do not bound it)")
         ends.append(end)
-    conv = [None if e is None else (float(np.exp(e)) if rep.log else float(e)) for e in ends]
+    with np.errstate(over="ignore"):  # an end beyond float range is an open end (inf)
+        conv = [None if e is None else (float(np.exp(e)) if rep.log else float(e)) for e in ends]
     return conv[0], conv[1], notes

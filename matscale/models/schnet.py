@@ -110,6 +110,7 @@ class SchNet(MaterialModel):
 
 # non-embedding parameters N (total incl. the 119-element embedding in brackets)
 SIZES = {
+    "xxs": dict(hidden=8, interactions=3),  # 2.1k (3.1k): the bottom of the default study's ladder
     "xs": dict(hidden=24, interactions=3),  # 11.1k (14.0k)
     "s": dict(hidden=64, interactions=3),  # 61.6k (69.2k)
     "m": dict(hidden=128, interactions=4),  # 298k (313k)

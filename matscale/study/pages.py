@@ -136,10 +136,12 @@ def study(study="default", runs_root="runs", archs: Sequence[str] | None = None,
     plan = R.plan(study)
     plan = plan[plan["arch"].isin(archs + R.baseline_archs(plan["arch"]))]
     join = lambda values: ", ".join(str(v) for v in values)  # noqa: E731
-    page.table("plan", "plan", plan.groupby("arch", sort=False).agg(
+    steps = plan["max_steps"].where(plan["max_steps"] > 0, plan["epochs"].astype(str) + " epochs") \
+        if "max_steps" in plan else plan["epochs"].astype(str) + " epochs"
+    page.table("plan", "plan", plan.assign(steps=steps.astype(str)).groupby(["arch", "role"], sort=False).agg(
         sizes=("size", lambda s: join(dict.fromkeys(s))), fractions=("frac", lambda s: join(f"{v:g}" for v in sorted(set(s)))),
-        seeds=("seed", lambda s: join(sorted(set(s)))), epochs=("epochs", lambda s: join(sorted(set(s)))),
-        runs=("run_id", "count")))
+        seeds=("seed", lambda s: join(sorted(set(s)))), lr=("lr", lambda s: join(f"{v:g}" for v in sorted(set(s)))),
+        steps=("steps", lambda s: join(dict.fromkeys(s))), runs=("run_id", "count")))
     page.table("progress", "status", R.status_table(table))
     done = table[table["finished"]]
     if parallel is None:  # as the study ran it: the sweep file's local.max_parallel
@@ -152,14 +154,15 @@ def study(study="default", runs_root="runs", archs: Sequence[str] | None = None,
     if len(failed):
         page.md("progress", "**Failed runs** (`python -m matscale sweep ... --restart-failed` retries them):")
         page.table("progress", "failed", failed[["run_id", "error"]])
-    grid = [F.joint_points(runs).assign(arch=arch) for arch, runs in R.trainable(done).groupby("arch", sort=False)]
+    main = done[done["role"].fillna("main") == "main"] if "role" in done else done  # the checks' runs are no grid
+    grid = [F.joint_points(runs).assign(arch=arch) for arch, runs in R.trainable(main).groupby("arch", sort=False)]
     grid = pd.concat(grid, ignore_index=True).rename(columns={"n": "seeds"}) if grid else pd.DataFrame()
     if grid.empty:
         page.md("grid", "No finished trainable runs yet: run the study first (`make study`).")
     else:
         page.chart("grid", "study_grid", charts.study_grid(grid))
-    columns = ["arch", "size", "frac", "seed", "epochs", "status", "params", "n_train", "steps", "flops", "wall_s",
-               "val_loss", "run_id"]
+    columns = [c for c in ["arch", "role", "size", "frac", "seed", "lr", "status", "params", "n_train", "steps",
+                           "flops", "wall_s", "val_loss", "run_id"] if c in table]
     page.table("runs", "runs", table[columns].sort_values(["arch", "frac", "params"]).reset_index(drop=True))
     return page
 
