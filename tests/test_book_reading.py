@@ -82,6 +82,10 @@ def test_the_finding_says_not_identified_when_a_fit_is_not():
     assert "EquiformerV2's exponent is not identified" in text and "at least 3" in text
     prefixed = SimpleNamespace(ok=False, reason="not identified by these points: F: stderr above a decade")
     assert "is not identified (F: stderr above a decade)" in S.frontier({"schnet": prefixed})
+    # a long list of reasons is condensed in the opening sentence (the tables below give it whole)
+    long = SimpleNamespace(ok=False, reason="not identified by these points: power (alpha: stderr above |value|), "
+                                            "power_floor (E: no finite stderr; A: 95% interval open)")
+    assert "these points do not bound its parameters" in S.frontier({"schnet": long})
     from matscale.study.findings import reasons, study_rows
 
     rows = study_rows({"equiformer_v2": too_few}, {}, {"equiformer_v2": prefixed}, {})

@@ -76,8 +76,8 @@ def test_the_default_study_is_committed():
     tracked = subprocess.run(["git", "ls-files", "runs"], cwd=REPO, capture_output=True, text=True).stdout.split()
     # only best.pt of the best run per architecture is committed (tests/test_committed_weights.py)
     assert all(t.endswith("/checkpoints/best.pt") for t in tracked if "/checkpoints/" in t), "last.pt committed"
-    for arch in STUDY_ARCHS:
-        assert (done["arch"] == arch).sum() >= 8, arch
+    for arch in STUDY_ARCHS:  # graph models: data series x 3 seeds + grid; the transformer: its baseline check
+        assert (done["arch"] == arch).sum() >= (4 if arch == "transformer" else 25), arch
 
 
 @pytest.mark.parametrize("page", toc_pages())

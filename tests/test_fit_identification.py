@@ -235,7 +235,8 @@ def test_pages_show_the_checks_of_a_study_with_roles(tmp_path):
     assert sorted(lr["lr"]) == [1e-4, 1e-3, 1e-2] and (lr["n"] == 3).all() and (lr["steps"] == 40).all()
     data = pages.data_scaling(path, root)
     budget = data.tables["budget"].loc["schnet"]
-    assert budget["steps_main"] == 40 and budget["steps_budget"] == 20 and budget["runs"] == 15
+    assert "alpha (40 steps)" in budget.index and "alpha (20 steps)" in budget.index and budget["points"] == 5
+    assert budget["alpha (40 steps)"][0].isdigit() or budget["alpha (40 steps)"].startswith("-")
     assert budget["verdict"] in ("alpha changes beyond its uncertainty", "alpha does not change beyond its uncertainty")
     s = F.scaling(table, "data", ["schnet"])["schnet"]
     assert set(s.runs["role"]) == {"main"} and s.sigma is not None  # three seeds: weighted

@@ -44,6 +44,8 @@ def _fit_layers(fits: Mapping[Any, Any], grid, x_enc_title, y_title, color, log,
         curve = fit_curve(fit, grid[label] if isinstance(grid, Mapping) else grid, band=band, level=level)
         curve[group_title] = label
         frames.append(curve)
+    if not frames:  # no identified fit to draw: points only
+        return []
     curves = pd.concat(frames, ignore_index=True)
     keep = ["x", "fit"] + (["upper"] if band else [])
     if log:

@@ -125,6 +125,12 @@ def findings(study="default", runs_root="runs", archs: Sequence[str] | None = No
     page = Page("findings")
     page.md("finding", S.scaling(data_fits, "data"))
     page.md("finding", S.scaling(param_fits, "params"))
+    graph = {a: s for a, s in data_fits.items() if S.exponent(s) is not None or "zero-force" not in (s.reason or "")}
+    saturation = S.saturation(graph)
+    if saturation:
+        page.md("finding", "Along the data series (training structures D at equal steps): " + saturation
+                + " Where the later drop is within the seed spread, the runs are limited by their step "
+                "budget rather than by data, and no data exponent can be measured beyond that point.")
     rows = pd.concat([study_rows(data_fits, param_fits, fronts, joint_fits), published()], ignore_index=True)
     page.table("table", "findings", rows.set_index(["source", "architecture"]))
     why = reasons(data_fits, param_fits, fronts)

@@ -87,8 +87,7 @@ def joint_scaling(study="default", runs_root="runs", archs: Sequence[str] | None
             page.table("allocation", "allocation", alloc.set_index(["arch", "compute C (FLOPs)"]))
     data_fits, param_fits = F.scaling(table, "data", archs), F.scaling(table, "params", archs)
     checks = pd.concat([F.extrapolation(param_fits), F.extrapolation(data_fits)], ignore_index=True)
-    page.table("extrapolation", "extrapolation", checks.drop(
-        columns=[c for c in checks.columns if c.startswith("_")]).set_index(["arch", "kind"]))
+    page.table("extrapolation", "extrapolation", T.extrapolation_summary(checks).set_index(["arch", "kind"]))
     for check in checks.to_dict("records"):
         fit = check.get("_fit")
         if not hasattr(fit, "predict"):
@@ -153,8 +152,8 @@ def equivariance(study="default", runs_root="runs", archs: Sequence[str] | None 
         pts = T.equivariance_points(eq, table, archs, kind)
         label = LABELS[R.AXES[kind]]
         if len(pts):
-            panels.append(charts.scaling_fit(pts, label, "forces_rel", None, sigma="sigma", color="arch", width=300,
-                                             height=240, title=f"force equivariance error vs {charts.axis_title(label)}"))
+            panels.append(charts.scaling_fit(pts, label, "forces_rel", None, sigma="sigma", color="arch", width=260,
+                                             height=220, title=f"force equivariance error vs {charts.axis_title(label)}"))
     if panels:
         page.chart("charts", "equivariance_forces", alt.hconcat(*panels))
     # relative errors per run (the absolute ones are in each run's equivariance.json): 11 columns fit the

@@ -162,7 +162,7 @@ def study(study="default", runs_root="runs", archs: Sequence[str] | None = None,
     else:
         page.chart("grid", "study_grid", charts.study_grid(grid))
     columns = [c for c in ["arch", "role", "size", "frac", "seed", "lr", "status", "params", "n_train", "steps",
-                           "flops", "wall_s", "val_loss", "run_id"] if c in table]
+                           "wall_s", "val_loss", "run_id"] if c in table]
     page.table("runs", "runs", table[columns].sort_values(["arch", "frac", "params"]).reset_index(drop=True))
     return page
 
@@ -240,6 +240,10 @@ def _scaling(kind: str, study, runs_root, archs) -> Page:
     page, table, archs = _start(name, study, runs_root, archs)
     fits = F.scaling(table, kind, archs)
     page.md("finding", S.scaling(fits, kind))
+    if kind == "data":
+        learned = {a: s for a, s in fits.items() if "zero-force" not in (s.reason or "")}
+        if S.saturation(learned):
+            page.md("finding", S.saturation(learned))
     fixed = "size" if kind == "data" else "data fraction"
     summary = T.fit_summary(fits).rename(columns={"fixed at": fixed})
     page.table("summary", "summary", summary[["arch", fixed, "points", "decades", "law", "exponent", "estimate",
@@ -281,7 +285,7 @@ def _scaling(kind: str, study, runs_root, archs) -> Page:
 
         budget = budget_check(table, archs)
         if budget["verdict"].notna().any():
-            page.table("budget", "budget", budget.set_index("arch"))
+            page.table("budget", "budget", T.budget_summary(budget[budget["verdict"].notna()]).set_index("arch"))
         else:
             page.md("budget", "No budget-sensitivity result: " + "; ".join(
                 dict.fromkeys(f"{r.arch}: {r.reason}" for r in budget.itertuples())) + ".")

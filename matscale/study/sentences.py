@@ -87,6 +87,20 @@ def not_identified(fit, name: str | None = None) -> str | None:
     return _clean(_not_identified(fit, name))
 
 
+def brief(why: str | None) -> str:
+    """A reason short enough for a page's opening sentence (the tables below give the details)."""
+    text = why or ""
+    if "zero-force baseline" in text:
+        return "it does not beat the zero-force baseline, so no law is fitted to its plateau"
+    if "not a grid" in text:
+        return "its runs are not a grid"
+    if "fewer than" in text and "stderr" not in text and "interval" not in text:
+        return "too few points for the law's parameters"
+    if not text or text.startswith("no ") or "finished" in text or (len(text) <= 60 and not any(c in text for c in ";(")):
+        return text or "no fit"
+    return "these points do not bound its parameters; see the tables below"
+
+
 def _not_identified(fit, name: str | None = None) -> str | None:
     """None when the fit's exponent `name` (default: the fit's own) is identified, else why not.
 
@@ -172,15 +186,44 @@ def scaling(fits: Mapping[str, object], kind: str) -> str:
     for arch, s in fits.items():
         e = exponent(s)
         if e is None:
-            parts.append(f"{name(arch, not parts)}'s exponent is not identified ({not_identified(s)})")
+            parts.append(f"{name(arch, not parts)}'s exponent is not identified ({brief(not_identified(s))})")
             continue
         found[arch] = e
         law = getattr(s, "law", None)
         parts.append(f"{name(arch, not parts)}'s loss falls as {symbol}^-{letter} with {letter} = {e.text()}"
-                     + (f" ({law} law)" if law else ""))
+                     + (f" ({law} law)" if law else "") + _floor(s))
     if not parts:
         return f"No architecture has a {what} series to fit yet."
     return "; ".join(parts) + (" (95% intervals)." if found else ".") + _rank(found, what) + _flat(found)
+
+
+def _floor(s) -> str:
+    """', towards a floor E = v [lo, hi]' for a law with an identified floor, else ''."""
+    params = getattr(getattr(s, "fit", None), "params", {}) or {}
+    for key in ("E", "L_inf"):
+        p = params.get(key)
+        if p is not None and _finite(p.value) and _finite(p.ci_low) and _finite(p.ci_high) and p.ci_low > 0:
+            return f", towards a floor {key} = {Estimate(float(p.value), float(p.ci_low), float(p.ci_high)).text()}"
+    return ""
+
+
+def saturation(fits: Mapping[str, object]) -> str:
+    """Where a series stops improving: its loss drop over the first step of x and over the rest,
+    against the seed spread (mean relative standard deviation of its multi-seed points)."""
+    parts = []
+    for arch, s in fits.items():
+        pts = getattr(s, "points", None)
+        if pts is None or len(pts) < 3 or not {"mean", "std"} <= set(pts):
+            continue
+        x = pts[getattr(s, "x", pts.columns[0])].to_numpy(dtype=float)
+        m, sd = pts["mean"].to_numpy(dtype=float), pts["std"].to_numpy(dtype=float)
+        first, rest = 1 - m[1] / m[0], 1 - m[-1] / m[1]
+        spread = np.nanmean(sd / m) if np.isfinite(sd).any() else math.nan
+        noise = f" (seed spread ±{spread:.0%})" if np.isfinite(spread) else ""
+        unit = {"n_train": " structures", "params": " parameters"}.get(getattr(s, "x", ""), "")
+        parts.append(f"{name(arch, not parts)}'s loss falls {first:.0%} from {x[0]:,.0f} to {x[1]:,.0f}{unit} and "
+                     f"{rest:.0%} more from there to {x[-1]:,.0f}{noise}")
+    return ("; ".join(parts) + ".") if parts else ""
 
 
 def frontier(fronts: Mapping[str, object]) -> str:
@@ -189,7 +232,8 @@ def frontier(fronts: Mapping[str, object]) -> str:
     for arch, f in fronts.items():
         e = exponent(f, "gamma")
         if e is None:
-            parts.append(f"{name(arch, not parts)}'s compute exponent is not identified ({not_identified(f, 'gamma')})")
+            parts.append(f"{name(arch, not parts)}'s compute exponent is not identified "
+                         f"({brief(not_identified(f, 'gamma'))})")
         else:
             found[arch] = e
             parts.append(f"{name(arch, not parts)}'s frontier falls as C^-γ with γ = {e.text()}")
@@ -205,7 +249,7 @@ def joint(joint_fits: Mapping[str, object]) -> str:
         a, b = exponent(j, "alpha"), exponent(j, "beta")
         if a is None or b is None:
             why = not_identified(j, "alpha" if a is None else "beta")
-            parts.append(f"{name(arch, not parts)}'s joint law is not identified ({why})")
+            parts.append(f"{name(arch, not parts)}'s joint law is not identified ({brief(why)})")
         else:
             parts.append(f"{name(arch, not parts)}: L = E + A N^-α + B D^-β with α = {a.text()} and β = {b.text()}")
     return ("; ".join(parts) + ".") if parts else "No architecture has runs for a joint law yet."

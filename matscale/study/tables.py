@@ -255,3 +255,37 @@ def equivariance_points(eq: pd.DataFrame, table: pd.DataFrame, archs, kind: str)
     if not frames:
         return pd.DataFrame(columns=["arch", label, "forces_rel", "sigma", "n"])
     return pd.concat(frames, ignore_index=True).fillna({"sigma": 0.0})
+
+
+def extrapolation_summary(checks: pd.DataFrame) -> pd.DataFrame:
+    """The extrapolation check in the column's width: held-out x, measured, predicted with its 95%
+    prediction interval, inside or not, the relative error, and why a series has no check."""
+    rows = []
+    for r in checks.to_dict("records"):
+        ok = r.get("predicted") is not None and np.isfinite(r.get("predicted", np.nan))
+        rows.append({"arch": r["arch"], "kind": r["kind"], "law": r.get("law") if ok else "—",
+                     "held-out x": r.get("x"), "measured": r.get("measured"),
+                     "predicted [95% PI]": format_estimate(r.get("predicted"), None, r.get("lower"), r.get("upper"))
+                     if ok else "—",
+                     "inside": r.get("inside") if ok else "—",
+                     "error": f"{r['rel_error']:+.0%}" if ok and np.isfinite(r.get("rel_error", np.nan)) else "—",
+                     "note": r.get("noise") if ok else r.get("reason")})
+    return pd.DataFrame(rows)
+
+
+def budget_summary(budget: pd.DataFrame) -> pd.DataFrame:
+    """The budget-sensitivity check in the column's width: the data exponent (95% CI) at the main and
+    the budget steps, their difference and the verdict."""
+    rows = []
+    for r in budget.to_dict("records"):
+        est = lambda k: format_estimate(r.get(k), None, r.get(f"{k}_low"), r.get(f"{k}_high"))  # noqa: E731
+        steps = lambda k: f"{r[k]:.0f}" if r.get(k) is not None and np.isfinite(r[k]) else "?"  # noqa: E731
+        if r.get("verdict") is None or (isinstance(r.get("verdict"), float) and np.isnan(r["verdict"])):
+            rows.append({"arch": r["arch"], "law": "—", "points": r.get("points"), "alpha (main steps)": "—",
+                         "alpha (budget steps)": "—", "difference": "—", "verdict": r.get("reason")})
+            continue
+        rows.append({"arch": r["arch"], "law": r.get("law"), "points": r.get("points"),
+                     f"alpha ({steps('steps_main')} steps)": est("alpha_main"),
+                     f"alpha ({steps('steps_budget')} steps)": est("alpha_budget"),
+                     "difference": est("difference"), "verdict": r.get("verdict")})
+    return pd.DataFrame(rows)
