@@ -96,7 +96,7 @@ def brief(why: str | None) -> str:
         return "its runs are not a grid"
     if "fewer than" in text and "stderr" not in text and "interval" not in text:
         return "too few points for the law's parameters"
-    if not text or text.startswith("no ") or "finished" in text or (len(text) <= 60 and not any(c in text for c in ";(")):
+    if not text or text.startswith("no ") or "finished" in text or (len(text) <= 120 and text.count("(") <= 1):
         return text or "no fit"
     return "these points do not bound its parameters; see the tables below"
 
