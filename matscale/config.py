@@ -175,7 +175,8 @@ class TrainConfig:
                                                 f"got {c.val_every_steps}")
         _check(_int(c, "val_per_parent") >= 0, f"val_per_parent must be >= 0 frames (0: val_frac), "
                                                f"got {c.val_per_parent}")
-        _check(c.frac_by in ("parent", "structure"), f"frac_by must be parent or structure, got {c.frac_by!r}")
+        frac_by = _field_choices("frac_by")
+        _check(c.frac_by in frac_by, f"frac_by must be one of {', '.join(frac_by)}, got {c.frac_by!r}")
         _check(_int(c, "vis_every") >= 0, f"vis_every must be >= 0 (0: off), got {c.vis_every}")
         _check(_int(c, "patience") >= 0, f"patience must be >= 0 (0: no early stopping), got {c.patience}")
         _check(_int(c, "num_workers") >= 0, f"num_workers must be >= 0, got {c.num_workers}")
@@ -209,6 +210,10 @@ class TrainConfig:
         digest = hashlib.sha256(blob.encode()).hexdigest()[:8]
         size = self.size if self.size is not None else "default"
         return f"{self.arch}-{size}-frac{self.frac:g}-seed{self.seed}-{digest}"
+
+
+def _field_choices(name: str) -> tuple:
+    return next(f.metadata["choices"] for f in fields(TrainConfig) if f.name == name)
 
 
 def _resolve_fingerprint(c: TrainConfig) -> str:

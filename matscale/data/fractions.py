@@ -90,10 +90,7 @@ def select_per_parent(parent_of_row: np.ndarray, n: int, seed: int) -> np.ndarra
     parent's rows when it has fewer)."""
     if int(n) < 1:
         raise DataError(f"per_parent must be >= 1 frame per parent, got {n!r}")
-    parent_of_row = np.asarray(parent_of_row).astype(str)
-    names, inverse = np.unique(parent_of_row, return_inverse=True)
-    keep = []
-    for j in range(len(names)):
-        rows = np.flatnonzero(inverse == j)
-        keep.append(rows[_rank([str(r) for r in rows], seed)[:int(n)]])
+    _, inverse, counts = np.unique(np.asarray(parent_of_row).astype(str), return_inverse=True, return_counts=True)
+    by_parent = np.split(np.argsort(inverse, kind="stable"), np.cumsum(counts)[:-1])  # one pass, not one per parent
+    keep = [rows[_rank([str(r) for r in rows], seed)[:int(n)]] for rows in by_parent if len(rows)]
     return np.sort(np.concatenate(keep)).astype(np.int64) if keep else np.zeros(0, dtype=np.int64)

@@ -2,7 +2,7 @@
 
 A study is a sweep file (`book/sweeps/<study>.yaml`, run with `python -m matscale sweep`).
 
-    results.py  study_path, plan, results, trainable, baselines, curves, series, aggregate,
+    results.py  study_path, plan, results, trainable, with_role, baselines, curves, series, aggregate,
                 status_table, equivariance (stored measurements)
     fits.py     scaling, fit_series, term_exponents, the zero-force rule (SeriesFit); re-exports
     multi.py    frontier (final points of completed runs), overall_front, joint (grids only),

@@ -19,19 +19,13 @@ import pandas as pd
 from scipy import stats
 
 from matscale.study.fits import fit_series, main_rows, plateau, zero_force_error
-from matscale.study.results import EXPONENTS, Y, series, trainable
+from matscale.study.results import EXPONENTS, Y, series, trainable, with_role
 
 LR_COLUMNS = ["arch", "size", "frac", "steps", "lr", "val_loss_mean", "val_loss_std", "n", "main", "best_lr",
               "main_lr", "verdict"]
 BUDGET_COLUMNS = ["arch", "size", "law", "points", "runs", "steps_main", "steps_budget", "alpha_main",
                   "alpha_main_low", "alpha_main_high", "alpha_budget", "alpha_budget_low", "alpha_budget_high",
                   "difference", "difference_low", "difference_high", "verdict", "reason"]
-
-
-def _role(table: pd.DataFrame, role: str) -> pd.DataFrame:
-    if "role" not in table.columns:
-        return table.iloc[0:0] if role != "main" else table
-    return table[table["role"].fillna("main") == role]
 
 
 def _steps_of(rows: pd.DataFrame) -> float:
@@ -63,11 +57,11 @@ def lr_check(table: pd.DataFrame) -> pd.DataFrame:
     within the larger of the two seed stds), or worse beyond it. Empty without "lr" runs."""
     done = trainable(table[table["finished"]])
     done = done[np.isfinite(done[Y]) & (done[Y] > 0)]
-    extra = _role(done, "lr")
+    extra = with_role(done, "lr")
     if extra.empty:
         return pd.DataFrame(columns=LR_COLUMNS)
-    pool = pd.concat([_role(done, "main"), extra])
-    main_all = _role(table, "main")
+    pool = pd.concat([with_role(done, "main"), extra])
+    main_all = with_role(table, "main")
     rows = []
     for (arch, size, frac), g in extra.groupby(["arch", "size", "frac"], sort=False):
         same = pool[(pool["arch"] == arch) & (pool["size"] == size) & np.isclose(pool["frac"], frac)]
@@ -101,7 +95,7 @@ def budget_check(table: pd.DataFrame, archs: Sequence[str] | None = None, level:
     `level` interval (stderrs in quadrature) and a verdict in plain words."""
     archs = list(archs) if archs is not None else list(pd.unique(trainable(table)["arch"]))
     done = trainable(table[table["finished"]])
-    budget = _role(done, "budget")
+    budget = with_role(done, "budget")
     zero = zero_force_error(table)
     z = float(stats.norm.ppf((1 + level) / 2))
     rows = []

@@ -23,7 +23,7 @@ import pandas as pd
 
 from matscale.errors import MatscaleError
 from matscale.study.results import (AXES, AXIS_TITLES, EXPONENTS, MIN_SEEDS_FOR_WEIGHTS, PHYSICAL, SETTING, Y,
-                                    aggregate, baselines, series, trainable)
+                                    aggregate, baselines, series, trainable, with_role)
 
 FORCE = "val_force_l2mae_eV_A"  # the closed-form baselines predict zero forces: theirs is the zero-force error
 ZERO_FORCE_MARGIN = 0.05  # a model whose force error is within 5% of zero forces at every point has not learned
@@ -74,7 +74,7 @@ class SeriesFit:
 
 def main_rows(table: pd.DataFrame) -> pd.DataFrame:
     """The scaling points of a study (role "main"); every row when the table has no `role` column."""
-    return table[table["role"].fillna("main") == "main"] if "role" in table.columns else table
+    return with_role(table, "main")
 
 
 # -- weights and the one fit ---------------------------------------------------------------------------

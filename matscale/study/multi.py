@@ -191,9 +191,10 @@ def joint(table: pd.DataFrame, archs: Sequence[str] | None = None, ci: str = "pr
 
     archs = list(archs) if archs is not None else list(pd.unique(trainable(table)["arch"]))
     zero = zero_force_error(table)
+    main = main_rows(table)
     out = {}
     for arch in archs:
-        runs = trainable(main_rows(table)[(main_rows(table)["arch"] == arch) & main_rows(table)["finished"]])
+        runs = trainable(main[(main["arch"] == arch) & main["finished"]])
         runs = runs[np.isfinite(runs[Y]) & (runs[Y] > 0)]
         res = out[arch] = JointFit(arch, runs, k=flops_per_param_sample(runs))
         pts = joint_points(runs)

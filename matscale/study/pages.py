@@ -154,7 +154,7 @@ def study(study="default", runs_root="runs", archs: Sequence[str] | None = None,
     if len(failed):
         page.md("progress", "**Failed runs** (`python -m matscale sweep ... --restart-failed` retries them):")
         page.table("progress", "failed", failed[["run_id", "error"]])
-    main = done[done["role"].fillna("main") == "main"] if "role" in done else done  # the checks' runs are no grid
+    main = R.with_role(done)  # the checks' runs are no grid
     grid = [F.joint_points(runs).assign(arch=arch) for arch, runs in R.trainable(main).groupby("arch", sort=False)]
     grid = pd.concat(grid, ignore_index=True).rename(columns={"n": "seeds"}) if grid else pd.DataFrame()
     if grid.empty:

@@ -1,7 +1,8 @@
 """The study's points and their results: where the study is, its plan, one row per run.
 
     study_path(study), repo_root(), plan(study), results(study, runs_root, archs)
-    trainable(table), baseline_archs(archs), status_table(table), curves(table), baselines(table)
+    trainable(table), with_role(table, role), baseline_archs(archs), status_table(table), curves(table),
+    baselines(table)
     series(table, arch, kind), aggregate(points, x, y, by)   (the one seed average)
     equivariance(table, archs)   the stored rotation errors (measured by `python -m matscale study`)
 
@@ -137,6 +138,14 @@ def results(study: str | Path = "default", runs_root: str | Path = "runs",
     return out.reset_index(drop=True)
 
 
+def with_role(table: pd.DataFrame, role: str = "main") -> pd.DataFrame:
+    """The rows of one sweep role ("main": the scaling points; "lr", "budget": the checks). A table
+    without a `role` column (runs read from elsewhere) is all "main"."""
+    if "role" not in table.columns:
+        return table if role == "main" else table.iloc[0:0]
+    return table[table["role"].fillna("main") == role]
+
+
 def baseline_archs(archs: Iterable[str]) -> list[str]:
     """The closed-form architectures among `archs` (the registry's `ArchSpec.trainable` False)."""
     from matscale import models
@@ -197,8 +206,7 @@ def series(table: pd.DataFrame, arch: str, kind: str, at: str | float | None = N
     if kind not in AXES:
         raise ConfigError(f"kind must be 'data' or 'params', not {kind!r}")
     rows = trainable(table[(table["arch"] == arch) & table["finished"]])
-    if "role" in rows:  # the checks' extra points (other rates, other budgets) are no series
-        rows = rows[rows["role"].fillna("main") == "main"]
+    rows = with_role(rows)  # the checks' extra points (other rates, other budgets) are no series
     rows = rows[np.isfinite(rows[Y]) & (rows[Y] > 0)]
     if rows.empty:
         return rows.assign(series_at=None)

@@ -110,6 +110,7 @@ class _Trainer:
         self.weights = LossWeights.from_config(config)
         self.summary = RunSummary()
         self.rows: list[dict[str, Any]] = []
+        self.total_steps = self.n_epochs = 0  # set by _setup_training (closed-form baselines take none)
         self.log = RunLog.disabled()  # per-validation log lines / TensorBoard (train/logs.py)
 
     # -- run folder -----------------------------------------------------------------------------
@@ -456,7 +457,7 @@ class _Trainer:
         """Log lines when stdout is no terminal, TensorBoard when asked for; rank 0 only."""
         if self.info.is_main:
             tb = self.rundir.path / TENSORBOARD_DIR if self.config.tensorboard else None
-            self.log = RunLog(self.run_id, getattr(self, "n_epochs", 0), total_steps, tensorboard_dir=tb,
+            self.log = RunLog(self.run_id, self.n_epochs, total_steps, tensorboard_dir=tb,
                               start_step=state["step"], start_samples=state["samples_seen"])
 
     def _progress(self, st: TrainState) -> dict[str, Any]:
